@@ -1,0 +1,1 @@
+"""Cluster the wine data set and print a table of cluster sizes."""

@@ -1,0 +1,29 @@
+"""The stack specification: model, loading and validation."""
+
+from venvlayers.spec.load import load_stack
+from venvlayers.spec.model import (
+    ALL_PLATFORMS,
+    ApplicationSpec,
+    FrameworkSpec,
+    LayeredSpec,
+    LayerKind,
+    LayerSpec,
+    PackageIndex,
+    PythonImplementation,
+    RuntimeSpec,
+    StackSpec,
+)
+
+__all__ = [
+    "ALL_PLATFORMS",
+    "ApplicationSpec",
+    "FrameworkSpec",
+    "LayerKind",
+    "LayerSpec",
+    "LayeredSpec",
+    "PackageIndex",
+    "PythonImplementation",
+    "RuntimeSpec",
+    "StackSpec",
+    "load_stack",
+]

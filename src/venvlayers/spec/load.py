@@ -1,0 +1,514 @@
+"""Load and validate a ``venvstacks.toml`` stack specification into a :class:`StackSpec`."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from venvlayers.errors import SpecError
+from venvlayers.spec.c3 import C3Conflict, linearize
+from venvlayers.spec.fields import Fields
+from venvlayers.spec.indexes import IndexConflict, effective_indexes
+from venvlayers.spec.model import (
+    ALL_PLATFORMS,
+    DEFAULT_GLIBC,
+    DEFAULT_MACOSX,
+    ApplicationSpec,
+    FrameworkSpec,
+    LayerKind,
+    LayerSpec,
+    PackageIndex,
+    PythonImplementation,
+    RuntimeSpec,
+    StackSpec,
+    module_name,
+)
+
+SPEC_FILENAME = "venvstacks.toml"
+UV_CONFIG_FILENAME = "venvstacks.uv.toml"
+
+_COMMON_FIELDS = (
+    "name",
+    "requirements",
+    "requirements_from",
+    "platforms",
+    "versioned",
+    "linux_target",
+    "macosx_target",
+    "dynlib_exclude",
+    "package_indexes",
+    "priority_indexes",
+    "index_overrides",
+    "build_requirements",
+)
+_KIND_FIELDS: dict[LayerKind, tuple[str, ...]] = {
+    LayerKind.RUNTIME: ("python_implementation", "fully_versioned_name", "source", "source_path"),
+    LayerKind.FRAMEWORK: ("runtime", "frameworks"),
+    LayerKind.APPLICATION: ("runtime", "frameworks", "launch_module", "support_modules"),
+}
+RUNTIME_SOURCES = ("auto", "standalone", "local", "archive")
+# Names that look like platforms but are not built for: reported as unsupported, not unknown.
+_UNSUPPORTED_PLATFORMS = {
+    "win32": "32-bit Windows",
+    "linux_i686": "32-bit Linux",
+    "linux_armv7l": "32-bit ARM Linux",
+    "linux_ppc64le": "POWER Linux",
+    "linux_s390x": "s390x Linux",
+    "macosx_universal2": "universal2 macOS (choose macosx_arm64 and/or macosx_x86_64)",
+}
+_IMPLEMENTATION = re.compile(r"^(cpython|pypy)@(\d+\.\d+(?:\.\d+)?)$")
+_LINUX_TARGET = re.compile(r"^glibc(?:@(\d+\.\d+))?$")
+_MACOSX_TARGET = re.compile(r"^\d+(?:\.\d+)?$")
+_LAYER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
+_PACKAGE_MANAGER_FILES = ("pyproject.toml", "poetry.lock", "Pipfile.lock", "uv.lock")
+
+
+def load_stack(path: str | os.PathLike[str]) -> StackSpec:
+    """Read and validate the stack specification at ``path`` (a file or its folder)."""
+    spec_path = Path(path).expanduser()
+    if spec_path.is_dir():
+        spec_path = spec_path / SPEC_FILENAME
+    if not spec_path.is_file():
+        raise SpecError(f"{spec_path}: stack specification not found (check the path)")
+    spec_path = spec_path.resolve()
+    data = _read_toml(spec_path)
+    return _Loader(spec_path, data).load()
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as stream:
+            return tomllib.load(stream)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not valid TOML: the file is not UTF-8 text") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+class _Loader:
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+        self.warnings: list[str] = []
+        self.runtimes: dict[str, RuntimeSpec] = {}
+        self.frameworks: dict[str, FrameworkSpec] = {}
+        self.applications: dict[str, ApplicationSpec] = {}
+        self.indexes: dict[str, PackageIndex] = {}
+        self.uv_config: dict[str, Any] = {}
+        self.uv_config_path: Path | None = None
+
+    def load(self) -> StackSpec:
+        top = Fields(str(self.path.name), self.data)
+        tables = {kind: self._tables(top, kind) for kind in LayerKind}
+        tool = self.data.get("tool")
+        top._get("tool")
+        top.check_unknown(lambda n: _close(n, [k.table for k in LayerKind]))
+        self._load_uv_config(tool)
+        for kind in LayerKind:
+            for position, table in enumerate(tables[kind]):
+                self._load_layer(kind, position, table)
+        return StackSpec(
+            path=self.path,
+            runtimes=tuple(self.runtimes.values()),
+            frameworks=tuple(self.frameworks.values()),
+            applications=tuple(self.applications.values()),
+            indexes=tuple(self.indexes.values()),
+            uv_config=self.uv_config,
+            uv_config_path=self.uv_config_path,
+            warnings=tuple(self.warnings),
+        )
+
+    def _tables(self, top: Fields, kind: LayerKind) -> list[dict[str, Any]]:
+        value = top._get(kind.table)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            top.fail(kind.table, f"must be an array of tables ([[{kind.table}]])")
+        return value
+
+    # -- [tool.uv] -------------------------------------------------------------------------
+    def _load_uv_config(self, tool: Any) -> None:
+        if tool is not None and not isinstance(tool, dict):
+            raise SpecError(f"{self.path.name}: 'tool': must be a table")
+        uv = (tool or {}).get("uv")
+        if uv is not None:
+            if not isinstance(uv, dict):
+                raise SpecError(f"{self.path.name}: 'tool.uv': must be a table")
+            self.uv_config, self.uv_config_path = uv, self.path
+        else:
+            side = self.path.with_name(UV_CONFIG_FILENAME)
+            if side.is_file():
+                self.uv_config, self.uv_config_path = _read_toml(side), side
+        where = "[tool.uv]" if self.uv_config_path == self.path else UV_CONFIG_FILENAME
+        raw_indexes = self.uv_config.get("index", [])
+        if not isinstance(raw_indexes, list) or not all(isinstance(i, dict) for i in raw_indexes):
+            raise SpecError(f"{where}: 'index': must be an array of tables ([[tool.uv.index]])")
+        for position, raw in enumerate(raw_indexes):
+            name, url = raw.get("name"), raw.get("url")
+            if not isinstance(url, str):
+                raise SpecError(f"{where}: index #{position + 1}: 'url': missing or not a string")
+            if name is None:
+                continue
+            if not isinstance(name, str) or not name:
+                raise SpecError(f"{where}: index #{position + 1}: 'name': must be a string")
+            if name in self.indexes:
+                raise SpecError(f"{where}: index {name!r}: duplicate index name")
+            self.indexes[name] = PackageIndex(
+                name=name,
+                url=url,
+                explicit=bool(raw.get("explicit", False)),
+                default=bool(raw.get("default", False)),
+            )
+
+    # -- layers ----------------------------------------------------------------------------
+    def _load_layer(self, kind: LayerKind, position: int, table: dict[str, Any]) -> None:
+        raw_name = table.get("name")
+        where = (
+            f"{kind.value} {raw_name!r}"
+            if isinstance(raw_name, str)
+            else f"{kind.value} #{position + 1}"
+        )
+        fields = Fields(where, table)
+        name = fields.required_string("name")
+        self._check_name(fields, kind, name)
+        common = self._common(fields, kind)
+        layer: LayerSpec
+        if kind is LayerKind.RUNTIME:
+            layer = self._runtime(fields, name, common)
+            self.runtimes[name] = layer
+        else:
+            runtime, framework_order, lowers = self._lower_layers(fields, kind)
+            common = self._inherit(fields, common, lowers)
+            if kind is LayerKind.FRAMEWORK:
+                layer = FrameworkSpec(
+                    **common, runtime_name=runtime, frameworks=lowers_names(lowers),
+                    framework_order=framework_order,
+                )  # fmt: skip
+                self.frameworks[name] = layer
+            else:
+                launch, support = self._modules(fields)
+                layer = ApplicationSpec(
+                    **common, runtime_name=runtime, frameworks=lowers_names(lowers),
+                    framework_order=framework_order, launch_module=launch,
+                    support_modules=support,
+                )  # fmt: skip
+                self.applications[name] = layer
+        fields.check_unknown(lambda n: _close(n, _COMMON_FIELDS + _KIND_FIELDS[kind]))
+
+    def _check_name(self, fields: Fields, kind: LayerKind, name: str) -> None:
+        if not _LAYER_NAME.match(name):
+            fields.fail(
+                "name",
+                f"{name!r} is not a valid layer name"
+                " (letters, digits and . _ @ + -, starting with a letter or digit)",
+            )
+        if kind is LayerKind.RUNTIME:
+            for prefix in ("app-", "framework-"):
+                if name.startswith(prefix):
+                    fields.fail("name", f"runtime names may not start with the reserved {prefix!r}")
+        if name in self._defined(kind):
+            fields.fail("name", f"duplicate {kind.value} name {name!r}")
+
+    def _defined(self, kind: LayerKind) -> dict[str, LayerSpec]:
+        if kind is LayerKind.RUNTIME:
+            return dict(self.runtimes)
+        if kind is LayerKind.FRAMEWORK:
+            return dict(self.frameworks)
+        return dict(self.applications)
+
+    def _common(self, fields: Fields, kind: LayerKind) -> dict[str, Any]:
+        requirements = fields.string_list("requirements", required=True)
+        assert requirements is not None
+        for requirement in requirements:
+            try:
+                Requirement(requirement)
+            except InvalidRequirement as exc:
+                fields.fail("requirements", f"invalid requirement {requirement!r}: {exc}")
+        if fields.has("build_requirements"):
+            fields.string_list("build_requirements")
+            self.warnings.append(
+                f"{fields.where}: 'build_requirements' is deprecated and ignored (remove it)"
+            )
+        platforms = fields.string_list("platforms")
+        if platforms is not None:
+            platforms = list(dict.fromkeys(platforms))
+            for platform in platforms:
+                _check_platform(fields, platform)
+        linux_target = _linux_target(fields)
+        macosx_target = fields.string("macosx_target")
+        if macosx_target is not None and not _MACOSX_TARGET.match(macosx_target):
+            fields.fail("macosx_target", f"{macosx_target!r} is not 'X' or 'X.Y' (e.g. '13.0')")
+        package_indexes = {
+            canonicalize_name(dist): index
+            for dist, index in fields.string_table("package_indexes").items()
+        }
+        for index in package_indexes.values():
+            self._check_index(fields, "package_indexes", index)
+        priority = fields.string_list("priority_indexes") or []
+        for index in priority:
+            self._check_index(fields, "priority_indexes", index)
+        overrides = fields.string_table("index_overrides")
+        for old, new in overrides.items():
+            self._check_index(fields, "index_overrides", old)
+            self._check_index(fields, "index_overrides", new)
+        return {
+            "kind": kind,
+            "name": fields.required_string("name"),
+            "requirements": tuple(requirements),
+            "requirements_from": self._requirement_files(fields),
+            "platforms": tuple(platforms) if platforms is not None else None,
+            "versioned": fields.boolean("versioned"),
+            "linux_target": linux_target,
+            "macosx_target": macosx_target,
+            "dynlib_exclude": tuple(fields.string_list("dynlib_exclude") or ()),
+            "package_indexes": tuple(sorted(package_indexes.items())),
+            "priority_indexes": tuple(priority),
+            "index_overrides": tuple(sorted(overrides.items())),
+        }
+
+    def _check_index(self, fields: Fields, field: str, index: str) -> None:
+        if index not in self.indexes:
+            known = ", ".join(sorted(self.indexes)) or "none: define them in [[tool.uv.index]]"
+            fields.fail(field, f"unknown index {index!r} (named indexes: {known})")
+
+    def _requirement_files(self, fields: Fields) -> tuple[Path, ...]:
+        names = fields.string_list("requirements_from", allow_single=True) or []
+        paths = []
+        for name in names:
+            path = (self.path.parent / name).resolve()
+            if not path.is_file():
+                fields.fail("requirements_from", f"file not found: {path}")
+            paths.append(path)
+        managers = [p for p in paths if _is_package_manager_file(p)]
+        if len(managers) > 1:
+            fields.fail(
+                "requirements_from",
+                f"two package-manager files for one layer: {managers[0].name} and"
+                f" {managers[1].name} (keep one)",
+            )
+        return tuple(paths)
+
+    def _runtime(self, fields: Fields, name: str, common: dict[str, Any]) -> RuntimeSpec:
+        if fields.has("python_implementation") and fields.has("fully_versioned_name"):
+            fields.fail(
+                "fully_versioned_name",
+                "give only 'python_implementation' (fully_versioned_name is its deprecated name)",
+            )
+        field = "python_implementation"
+        if fields.has("fully_versioned_name"):
+            field = "fully_versioned_name"
+            self.warnings.append(
+                f"{fields.where}: 'fully_versioned_name' is deprecated;"
+                " rename it to 'python_implementation'"
+            )
+        text = fields.required_string(field)
+        match = _IMPLEMENTATION.match(text)
+        if not match:
+            fields.fail(field, f"{text!r} is not 'cpython@X.Y' or 'cpython@X.Y.Z' (or pypy@...)")
+        source = fields.string("source", default="auto")
+        if source not in RUNTIME_SOURCES:
+            fields.fail("source", f"{source!r} is not one of {', '.join(RUNTIME_SOURCES)}")
+        common["platforms"] = (
+            common["platforms"] if common["platforms"] is not None else ALL_PLATFORMS
+        )
+        common["linux_target"] = common["linux_target"] or DEFAULT_GLIBC
+        common["macosx_target"] = common["macosx_target"] or _default_macosx()
+        return RuntimeSpec(
+            **common,
+            python_implementation=PythonImplementation(match.group(1), match.group(2)),
+            source=source or "auto",
+            source_path=fields.string("source_path"),
+        )
+
+    def _lower_layers(
+        self, fields: Fields, kind: LayerKind
+    ) -> tuple[str, tuple[str, ...], list[LayerSpec]]:
+        has_runtime, has_frameworks = fields.has("runtime"), fields.has("frameworks")
+        if has_runtime == has_frameworks:
+            fields.fail(
+                "runtime" if has_runtime else None,
+                "give exactly one of 'runtime' and 'frameworks'"
+                + (" (not both)" if has_runtime else " (neither is set)"),
+            )
+        if has_runtime:
+            runtime = fields.required_string("runtime")
+            if runtime not in self.runtimes:
+                fields.fail("runtime", self._unknown("runtime", runtime, LayerKind.RUNTIME))
+            return runtime, (), [self.runtimes[runtime]]
+        names = fields.string_list("frameworks", required=True)
+        assert names is not None
+        if not names:
+            fields.fail("frameworks", "must name at least one framework (or use 'runtime')")
+        if len(set(names)) != len(names):
+            fields.fail("frameworks", "lists a framework more than once")
+        for framework in names:
+            if framework not in self.frameworks:
+                fields.fail(
+                    "frameworks", self._unknown("framework", framework, LayerKind.FRAMEWORK)
+                )
+        declared: list[LayerSpec] = [self.frameworks[n] for n in names]
+        runtimes = {self._runtime_name(f) for f in declared}
+        if len(runtimes) > 1:
+            detail = ", ".join(f"{f.name!r} uses {self._runtime_name(f)!r}" for f in declared)
+            fields.fail("frameworks", f"frameworks are on different runtimes ({detail})")
+        orders = {f.name: (f.name, *f.framework_order) for f in self.frameworks.values()}
+        try:
+            order = linearize(names, orders)
+        except C3Conflict as exc:
+            fields.fail(
+                "frameworks",
+                "no consistent sys.path order (C3) for these frameworks: conflict between "
+                + " and ".join(repr(n) for n in exc.layers)
+                + "; reorder 'frameworks' to agree with their own framework orders",
+            )
+        runtime = runtimes.pop()
+        return runtime, order, declared
+
+    @staticmethod
+    def _runtime_name(layer: LayerSpec) -> str:
+        assert isinstance(layer, FrameworkSpec)
+        return layer.runtime_name
+
+    def _unknown(self, what: str, name: str, kind: LayerKind) -> str:
+        later = [t.get("name") for t in self.data.get(kind.table, []) if isinstance(t, dict)]
+        defined = self._defined(kind)
+        if name in later:
+            return f"{what} {name!r} is defined later in the file; layers may only use layers defined before them"
+        known = ", ".join(repr(n) for n in defined) or "none defined"
+        return f"unknown {what} {name!r} (defined: {known})"
+
+    def _inherit(
+        self, fields: Fields, common: dict[str, Any], lowers: list[LayerSpec]
+    ) -> dict[str, Any]:
+        """Fill platform, target and index defaults from the layers beneath."""
+        lower_platforms = [p for p in ALL_PLATFORMS if all(p in low.platforms for low in lowers)]
+        if common["platforms"] is None:
+            common["platforms"] = tuple(lower_platforms)
+        else:
+            missing = [p for p in common["platforms"] if p not in lower_platforms]
+            if missing:
+                fields.fail(
+                    "platforms",
+                    f"{', '.join(missing)} not available in the layers beneath"
+                    f" (they support: {', '.join(lower_platforms) or 'none'})",
+                )
+        if common["linux_target"] is None:
+            common["linux_target"] = max(
+                (low.linux_target for low in lowers), key=_version_key, default=DEFAULT_GLIBC
+            )
+        if common["macosx_target"] is None:
+            common["macosx_target"] = max(
+                (low.macosx_target for low in lowers), key=_version_key, default=DEFAULT_MACOSX
+            )
+        all_lowers = self._all_lowers(lowers)
+        try:
+            effective = effective_indexes(
+                inherited=[(low.label, dict(low.effective_package_indexes)) for low in all_lowers],
+                own=dict(common["package_indexes"]),
+                overrides=dict(common["index_overrides"]),
+            )
+        except IndexConflict as exc:
+            fields.fail("package_indexes", str(exc))
+        common["effective_package_indexes"] = tuple(sorted(effective.items()))
+        return common
+
+    def _all_lowers(self, lowers: list[LayerSpec]) -> list[LayerSpec]:
+        names: dict[str, LayerSpec] = {}
+        for low in lowers:
+            for build_name in (low.build_name, *low.lower_layers):
+                if build_name not in names:
+                    names[build_name] = self._by_build_name(build_name)
+        return list(names.values())
+
+    def _by_build_name(self, build_name: str) -> LayerSpec:
+        if build_name.startswith("framework-"):
+            return self.frameworks[build_name.removeprefix("framework-")]
+        return self.runtimes[build_name]
+
+    def _modules(self, fields: Fields) -> tuple[Path, tuple[Path, ...]]:
+        launch = self._module_path(fields, "launch_module", fields.required_string("launch_module"))
+        support = tuple(
+            self._module_path(fields, "support_modules", text)
+            for text in fields.string_list("support_modules") or ()
+        )
+        seen = {module_name(launch): "launch_module"}
+        for path in support:
+            stem = module_name(path)
+            if stem in seen:
+                clash = (
+                    "the launch module"
+                    if seen[stem] == "launch_module"
+                    else "another support module"
+                )
+                fields.fail(
+                    "support_modules", f"module name {stem!r} ({path.name}) is also used by {clash}"
+                )
+            seen[stem] = "support_modules"
+        return launch, support
+
+    def _module_path(self, fields: Fields, field: str, text: str) -> Path:
+        path = (self.path.parent / text).resolve()
+        if not path.exists():
+            fields.fail(field, f"module not found: {path}")
+        if path.is_file() and path.suffix != ".py":
+            fields.fail(field, f"{path.name} is neither a .py file nor a package folder")
+        if not module_name(path).isidentifier():
+            fields.fail(field, f"{module_name(path)!r} is not an importable module name")
+        return path
+
+
+def lowers_names(lowers: list[LayerSpec]) -> tuple[str, ...]:
+    return tuple(low.name for low in lowers if isinstance(low, FrameworkSpec))
+
+
+def _check_platform(fields: Fields, platform: str) -> None:
+    if platform in ALL_PLATFORMS:
+        return
+    if platform in _UNSUPPORTED_PLATFORMS:
+        fields.fail(
+            "platforms", f"{platform!r} is not supported: {_UNSUPPORTED_PLATFORMS[platform]}"
+        )
+    hint = _close(platform, ALL_PLATFORMS)
+    extra = f"did you mean {hint!r}? " if hint else ""
+    fields.fail(
+        "platforms", f"unknown platform {platform!r} ({extra}known: {', '.join(ALL_PLATFORMS)})"
+    )
+
+
+def _linux_target(fields: Fields) -> str | None:
+    text = fields.string("linux_target")
+    if text is None:
+        return None
+    match = _LINUX_TARGET.match(text)
+    if not match:
+        fields.fail("linux_target", f"{text!r} is not 'glibc' or 'glibc@X.Y' (e.g. 'glibc@2.28')")
+    return match.group(1) or DEFAULT_GLIBC
+
+
+def _default_macosx() -> str:
+    env = os.environ.get("MACOSX_DEPLOYMENT_TARGET", "")
+    return env if _MACOSX_TARGET.match(env) else DEFAULT_MACOSX
+
+
+def _version_key(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def _is_package_manager_file(path: Path) -> bool:
+    return path.name in _PACKAGE_MANAGER_FILES or (
+        path.suffix == ".toml" and path.name.startswith("pylock")
+    )
+
+
+def _close(name: str, options: Any) -> str | None:
+    matches = difflib.get_close_matches(name, list(options), n=1)
+    return matches[0] if matches else None
