@@ -25,6 +25,7 @@ def run(
     env: Mapping[str, str] | None = None,
     capture: bool = True,
     check: bool = True,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``args``; on failure raise :class:`ToolError` naming ``what`` and quoting the tool.
 
@@ -39,6 +40,7 @@ def run(
             cwd=cwd,
             env=dict(env) if env is not None else None,
             capture_output=capture,
+            input=input,
             text=True,
             check=False,
         )

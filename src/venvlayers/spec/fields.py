@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, NoReturn
 
 from venvlayers.errors import SpecError
@@ -74,8 +74,12 @@ class Fields:
             self.fail(name, f"must be a table of strings, not {_describe(value)}")
         return dict(value)
 
+    def unknown(self, known: Collection[str] | None = None) -> list[str]:
+        """Fields present in the table that are not ``known`` (default: not read so far)."""
+        return sorted(set(self._table) - set(self._seen if known is None else known))
+
     def check_unknown(self, suggest: Callable[[str], str | None] | None = None) -> None:
-        unknown = sorted(set(self._table) - self._seen)
+        unknown = self.unknown()
         if unknown:
             hint = suggest(unknown[0]) if suggest else None
             extra = f" (did you mean {hint!r}?)" if hint else ""

@@ -162,11 +162,12 @@ class _Loader:
                 raise SpecError(f"{where}: index #{position + 1}: 'name': must be a string")
             if name in self.indexes:
                 raise SpecError(f"{where}: index {name!r}: duplicate index name")
+            flags = Fields(f"{where}: index {name!r}", raw)
             self.indexes[name] = PackageIndex(
                 name=name,
                 url=url,
-                explicit=bool(raw.get("explicit", False)),
-                default=bool(raw.get("default", False)),
+                explicit=flags.boolean("explicit"),
+                default=flags.boolean("default"),
             )
 
     # -- layers ----------------------------------------------------------------------------
@@ -178,6 +179,7 @@ class _Loader:
             else f"{kind.value} #{position + 1}"
         )
         fields = Fields(where, table)
+        _check_unknown_fields(fields, kind)
         name = fields.required_string("name")
         self._check_name(fields, kind, name)
         common = self._common(fields, kind)
@@ -186,7 +188,7 @@ class _Loader:
             layer = self._runtime(fields, name, common)
             self.runtimes[name] = layer
         else:
-            runtime, framework_order, lowers = self._lower_layers(fields, kind)
+            runtime, framework_order, lowers = self._lower_layers(fields, kind, name)
             common = self._inherit(fields, common, lowers)
             if kind is LayerKind.FRAMEWORK:
                 layer = FrameworkSpec(
@@ -202,7 +204,6 @@ class _Loader:
                     support_modules=support,
                 )  # fmt: skip
                 self.applications[name] = layer
-        fields.check_unknown(lambda n: _close(n, _COMMON_FIELDS + _KIND_FIELDS[kind]))
 
     def _check_name(self, fields: Fields, kind: LayerKind, name: str) -> None:
         if not _LAYER_NAME.match(name):
@@ -232,7 +233,9 @@ class _Loader:
             try:
                 Requirement(requirement)
             except InvalidRequirement as exc:
-                fields.fail("requirements", f"invalid requirement {requirement!r}: {exc}")
+                # packaging's message continues with the requirement and a caret line.
+                reason = str(exc).splitlines()[0] if str(exc) else "not PEP 508"
+                fields.fail("requirements", f"invalid requirement {requirement!r}: {reason}")
         if fields.has("build_requirements"):
             fields.string_list("build_requirements")
             self.warnings.append(
@@ -240,9 +243,11 @@ class _Loader:
             )
         platforms = fields.string_list("platforms")
         if platforms is not None:
-            platforms = list(dict.fromkeys(platforms))
             for platform in platforms:
                 _check_platform(fields, platform)
+            # The order written in the spec means nothing; a canonical order keeps the
+            # model (and everything hashed from it) independent of it.
+            platforms = [p for p in ALL_PLATFORMS if p in platforms]
         linux_target = _linux_target(fields)
         macosx_target = fields.string("macosx_target")
         if macosx_target is not None and not _MACOSX_TARGET.match(macosx_target):
@@ -322,6 +327,8 @@ class _Loader:
         )
         common["linux_target"] = common["linux_target"] or DEFAULT_GLIBC
         common["macosx_target"] = common["macosx_target"] or _default_macosx()
+        # Nothing lies beneath a runtime: its own choices are what the layers above inherit.
+        common["effective_package_indexes"] = common["package_indexes"]
         return RuntimeSpec(
             **common,
             python_implementation=PythonImplementation(match.group(1), match.group(2)),
@@ -330,7 +337,7 @@ class _Loader:
         )
 
     def _lower_layers(
-        self, fields: Fields, kind: LayerKind
+        self, fields: Fields, kind: LayerKind, name: str
     ) -> tuple[str, tuple[str, ...], list[LayerSpec]]:
         has_runtime, has_frameworks = fields.has("runtime"), fields.has("frameworks")
         if has_runtime == has_frameworks:
@@ -351,6 +358,8 @@ class _Loader:
         if len(set(names)) != len(names):
             fields.fail("frameworks", "lists a framework more than once")
         for framework in names:
+            if kind is LayerKind.FRAMEWORK and framework == name:
+                fields.fail("frameworks", f"framework {name!r} lists itself")
             if framework not in self.frameworks:
                 fields.fail(
                     "frameworks", self._unknown("framework", framework, LayerKind.FRAMEWORK)
@@ -396,10 +405,11 @@ class _Loader:
         else:
             missing = [p for p in common["platforms"] if p not in lower_platforms]
             if missing:
+                supported = ", ".join(lower_platforms) or "none, a layer beneath has platforms = []"
                 fields.fail(
                     "platforms",
                     f"{', '.join(missing)} not available in the layers beneath"
-                    f" (they support: {', '.join(lower_platforms) or 'none'})",
+                    f" (they support: {supported})",
                 )
         if common["linux_target"] is None:
             common["linux_target"] = max(
@@ -409,10 +419,11 @@ class _Loader:
             common["macosx_target"] = max(
                 (low.macosx_target for low in lowers), key=_version_key, default=DEFAULT_MACOSX
             )
-        all_lowers = self._all_lowers(lowers)
         try:
+            # Each declared lower layer's mapping already includes the layers beneath it
+            # and its own index_overrides, so a conflict settled there stays settled.
             effective = effective_indexes(
-                inherited=[(low.label, dict(low.effective_package_indexes)) for low in all_lowers],
+                inherited=[(low.label, dict(low.effective_package_indexes)) for low in lowers],
                 own=dict(common["package_indexes"]),
                 overrides=dict(common["index_overrides"]),
             )
@@ -420,19 +431,6 @@ class _Loader:
             fields.fail("package_indexes", str(exc))
         common["effective_package_indexes"] = tuple(sorted(effective.items()))
         return common
-
-    def _all_lowers(self, lowers: list[LayerSpec]) -> list[LayerSpec]:
-        names: dict[str, LayerSpec] = {}
-        for low in lowers:
-            for build_name in (low.build_name, *low.lower_layers):
-                if build_name not in names:
-                    names[build_name] = self._by_build_name(build_name)
-        return list(names.values())
-
-    def _by_build_name(self, build_name: str) -> LayerSpec:
-        if build_name.startswith("framework-"):
-            return self.frameworks[build_name.removeprefix("framework-")]
-        return self.runtimes[build_name]
 
     def _modules(self, fields: Fields) -> tuple[Path, tuple[Path, ...]]:
         launch = self._module_path(fields, "launch_module", fields.required_string("launch_module"))
@@ -464,6 +462,24 @@ class _Loader:
         if not module_name(path).isidentifier():
             fields.fail(field, f"{module_name(path)!r} is not an importable module name")
         return path
+
+
+def _check_unknown_fields(fields: Fields, kind: LayerKind) -> None:
+    # Checked before anything else so a misspelt field is reported as such, not as a
+    # missing required one.
+    known = _COMMON_FIELDS + _KIND_FIELDS[kind]
+    unknown = fields.unknown(known)
+    if not unknown:
+        return
+    field = unknown[0]
+    owners = [other.value for other in LayerKind if field in _KIND_FIELDS[other]]
+    if owners:
+        fields.fail(
+            field,
+            f"not a field of {kind.value} layers (only {' and '.join(owners)} layers have it)",
+        )
+    hint = _close(field, known)
+    fields.fail(field, "unknown field" + (f" (did you mean {hint!r}?)" if hint else ""))
 
 
 def lowers_names(lowers: list[LayerSpec]) -> tuple[str, ...]:

@@ -1,0 +1,125 @@
+"""Install a layer's own locked packages into an environment with uv."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from packaging import tags
+from packaging.markers import Marker
+from packaging.utils import parse_wheel_filename
+
+from venvlayers._proc import run
+from venvlayers.errors import BuildError
+from venvlayers.lock import LayerLock, LockedPackage, LockedWheel
+
+# Marker values of the target interpreter: the interpreter itself reports them, since
+# the tool's own Python may be a different version.
+_MARKER_PROBE = """
+import json, os, platform, sys
+impl = sys.implementation
+v = impl.version
+iver = f"{v.major}.{v.minor}.{v.micro}" + ("" if v.releaselevel == "final" else v.releaselevel[0] + str(v.serial))
+print(json.dumps({
+    "implementation_name": impl.name,
+    "implementation_version": iver,
+    "os_name": os.name,
+    "platform_machine": platform.machine(),
+    "platform_release": platform.release(),
+    "platform_system": platform.system(),
+    "platform_version": platform.version(),
+    "python_full_version": platform.python_version(),
+    "platform_python_implementation": platform.python_implementation(),
+    "python_version": ".".join(platform.python_version_tuple()[:2]),
+    "sys_platform": sys.platform,
+}))
+"""
+
+
+def marker_environment(python: Path) -> dict[str, str]:
+    result = run([python, "-c", _MARKER_PROBE], what=f"{python}: read marker environment")
+    env: dict[str, str] = json.loads(result.stdout)
+    return env
+
+
+def uv_bin() -> str:
+    from uv import find_uv_bin
+
+    return os.fspath(find_uv_bin())
+
+
+def uv_env() -> dict[str, str]:
+    """uv's environment: no user or project config, never a Python download."""
+    env = dict(os.environ)
+    env.update({"UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"})
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def requirement_lines(lock: LayerLock, marker_env: dict[str, str]) -> list[str]:
+    """``name @ wheel-url --hash=...`` for each package this layer installs itself."""
+    version = marker_env["python_version"]
+    supported = _supported_tags(version)
+    lines = []
+    for package in lock.packages:
+        if package.provided_by is not None:
+            continue
+        if package.marker and not Marker(package.marker).evaluate(marker_env):
+            continue
+        wheel = _best_wheel(package, supported)
+        if wheel is None:
+            raise BuildError(
+                f"{lock.build_name}: no wheel of {package.name}=={package.version} fits this"
+                f" platform (Python {version}); relock with this platform in 'platforms'"
+            )
+        source = f"{package.name} @ {wheel.url}" if wheel.url else f"{package.name}=={package.version}"
+        lines.append(f"{source} --hash=sha256:{wheel.sha256}")
+    return lines
+
+
+def install_locked(
+    lock: LayerLock, python: Path, *, work_dir: Path, extra_args: Sequence[str] = ()
+) -> int:
+    """Install the layer's own packages into the environment of ``python``; returns the count."""
+    lines = requirement_lines(lock, marker_environment(python))
+    if not lines:
+        return 0
+    requirements = work_dir / f".{lock.build_name}.requirements.txt"
+    requirements.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    try:
+        run(
+            [
+                uv_bin(), "pip", "install", "--python", python, "--no-deps", "--require-hashes",
+                "--no-config", "--only-binary", ":all:", "--break-system-packages",
+                *extra_args, "-r", requirements,
+            ],
+            what=f"{lock.build_name}: uv pip install",
+            env=uv_env(),
+        )  # fmt: skip
+    finally:
+        requirements.unlink(missing_ok=True)
+    return len(lines)
+
+
+def _supported_tags(python_version: str) -> list[tags.Tag]:
+    major, minor = (int(part) for part in python_version.split(".")[:2])
+    return [
+        *tags.cpython_tags((major, minor)),
+        *tags.compatible_tags((major, minor)),
+    ]
+
+
+def _best_wheel(package: LockedPackage, supported: list[tags.Tag]) -> LockedWheel | None:
+    rank = {tag: position for position, tag in enumerate(supported)}
+    best: tuple[int, LockedWheel] | None = None
+    for wheel in package.wheels:
+        try:
+            _, _, _, wheel_tags = parse_wheel_filename(wheel.name)
+        except ValueError:
+            continue
+        position = min((rank[t] for t in wheel_tags if t in rank), default=None)
+        if position is not None and (best is None or position < best[0]):
+            best = (position, wheel)
+    return best[1] if best else None

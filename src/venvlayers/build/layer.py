@@ -1,0 +1,156 @@
+"""Build one layer into a staging folder, then move it into place atomically."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from venvlayers import layout
+from venvlayers._fs import replace_dir
+from venvlayers._proc import run
+from venvlayers.build.app_modules import copy_modules
+from venvlayers.build.dynlib import expose_dynlibs, write_app_python
+from venvlayers.build.install import install_locked, uv_bin, uv_env
+from venvlayers.build.link import write_layer_links
+from venvlayers.build.metadata import LayerMetadata, read_layer_metadata, write_layer_metadata
+from venvlayers.build.scripts import make_scripts_relocatable
+from venvlayers.lock import LayerLock
+from venvlayers.runtime import copy_runtime, prepare_runtime, resolve_source
+from venvlayers.spec import ApplicationSpec, LayeredSpec, LayerSpec, RuntimeSpec, StackSpec
+
+# Installer tools a runtime layer keeps only when its requirements ask for them.
+_INSTALLER_TOOLS = ("pip", "setuptools", "wheel")
+
+
+@dataclass(frozen=True)
+class BuiltLayer:
+    python_version: str
+    runtime_source: str
+    seconds: float
+
+
+def build_layer(
+    stack: StackSpec,
+    layer: LayerSpec,
+    lock: LayerLock,
+    final: Path,
+    *,
+    lower_targets: Mapping[str, str],
+    runtime_source: str | None,
+    report: Callable[[str], None],
+) -> BuiltLayer:
+    started = time.monotonic()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    try:
+        if isinstance(layer, RuntimeSpec):
+            shutil.rmtree(staging)
+            version, source = _build_runtime(layer, lock, staging, runtime_source, report)
+        else:
+            assert isinstance(layer, LayeredSpec)
+            version, source = _build_venv(stack, layer, lock, staging, final, lower_targets)
+        _install_postinstall(staging)
+        replace_dir(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return BuiltLayer(version, source, time.monotonic() - started)
+
+
+def _build_runtime(
+    layer: RuntimeSpec,
+    lock: LayerLock,
+    staging: Path,
+    cli_source: str | None,
+    report: Callable[[str], None],
+) -> tuple[str, str]:
+    prepared = prepare_runtime(
+        layer.python_implementation,
+        source=resolve_source(layer.source, cli_source),
+        source_path=layer.source_path,
+        report=lambda message: report(f"{layer.build_name}: {message}"),
+    )
+    copy_runtime(prepared, staging)
+    python = staging / prepared.python
+    install_locked(lock, python, work_dir=staging.parent)
+    locked = {package.name for package in lock.packages}
+    unwanted = [tool for tool in _INSTALLER_TOOLS if tool not in locked]
+    run(
+        [uv_bin(), "pip", "uninstall", "--python", python, "--break-system-packages", *unwanted],
+        what=f"{layer.build_name}: remove installer tools",
+        env=uv_env(),
+    )
+    make_scripts_relocatable(staging)
+    expose_dynlibs(staging, exclude=layer.dynlib_exclude)
+    feature = prepared.version.rsplit(".", 1)[0]
+    write_layer_metadata(
+        staging,
+        LayerMetadata.for_runtime(
+            python=prepared.python,
+            py_version=prepared.version,
+            site_dir=layout.site_packages(feature),
+        ),
+    )
+    return prepared.version, prepared.source
+
+
+def _build_venv(
+    stack: StackSpec,
+    layer: LayeredSpec,
+    lock: LayerLock,
+    staging: Path,
+    final: Path,
+    lower_targets: Mapping[str, str],
+) -> tuple[str, str]:
+    build_dir = final.parent
+    runtime_target = lower_targets[layer.runtime_name]
+    runtime_meta = read_layer_metadata(build_dir / runtime_target)
+    base_python = build_dir / runtime_target / runtime_meta.python
+    run(
+        [
+            uv_bin(), "venv", "--relocatable", "--no-config", "--python", base_python,
+            "--prompt", layer.build_name, "--quiet", staging,
+        ],
+        what=f"{layer.build_name}: uv venv",
+        env=uv_env(),
+    )  # fmt: skip
+    site_dir = runtime_meta.site_dir
+    install_locked(lock, staging / layout.venv_python(), work_dir=build_dir)
+    if isinstance(layer, ApplicationSpec):
+        copy_modules([layer.launch_module, *layer.support_modules], staging / site_dir)
+    lower_dirs = [f"../{lower_targets[name]}" for name in layer.lower_layers]
+    write_layer_links(
+        staging, site_dir=site_dir, lower_site_dirs=[f"{d}/{site_dir}" for d in lower_dirs]
+    )
+    make_scripts_relocatable(staging)
+    expose_dynlibs(staging, exclude=layer.dynlib_exclude)
+    lower_dynlibs = [
+        f"{d}/{layout.DYNLIB_DIR}"
+        for d in lower_dirs
+        if any((build_dir / d.removeprefix("../") / layout.DYNLIB_DIR).iterdir())
+        if (build_dir / d.removeprefix("../") / layout.DYNLIB_DIR).is_dir()
+    ]
+    app_python = write_app_python(staging, lower_dynlibs) if isinstance(layer, ApplicationSpec) else None
+    write_layer_metadata(
+        staging,
+        LayerMetadata.for_venv(
+            py_version=runtime_meta.py_version,
+            base_python=f"../{runtime_target}/{runtime_meta.python}",
+            site_dir=site_dir,
+            pylib_dirs=[f"{d}/{site_dir}" for d in lower_dirs],
+            dynlib_dirs=lower_dynlibs,
+            launch_module=layer.launch_module_name if isinstance(layer, ApplicationSpec) else None,
+            app_python=app_python,
+        ),
+    )
+    return runtime_meta.py_version, "venv"
+
+
+def _install_postinstall(layer_dir: Path) -> None:
+    script = resources.files("venvlayers._injected").joinpath("postinstall.py").read_bytes()
+    (layer_dir / layout.POSTINSTALL_SCRIPT).write_bytes(script)
