@@ -134,6 +134,32 @@ def lock(
         ui.result(f"{result.build_name}: {state} (lock_version {result.lock_version})")
 
 
+def publish_options(func: F) -> F:
+    func = click.option(
+        "--output-dir",
+        "-o",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="Where archives and metadata go (default: _artifacts beside SPEC).",
+    )(func)
+    func = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["tar.zst", "tar.xz", "tar.gz", "zip"]),
+        default="tar.zst",
+        show_default=True,
+        help="Archive format.",
+    )(func)
+    func = click.option(
+        "--tag-outputs",
+        is_flag=True,
+        help="Name archives <install_target>-<platform>-<archive_build>.<ext>.",
+    )(func)
+    func = click.option(
+        "--force", is_flag=True, help="Write archives even when an unchanged one exists."
+    )(func)
+    return func
+
+
 def build_options(func: F) -> F:
     func = click.option(
         "--build-dir",
@@ -163,6 +189,8 @@ def build_options(func: F) -> F:
     "-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True,
     help="Layers built at once.",
 )  # fmt: skip
+@click.option("--publish", is_flag=True, help="Publish the archives after building.")
+@publish_options
 def build(
     spec: Path,
     include: tuple[str, ...],
@@ -171,13 +199,21 @@ def build(
     lock_if_needed: bool,
     clean: bool,
     jobs: int,
+    publish: bool,
+    output_dir: Path | None,
+    fmt: str,
+    tag_outputs: bool,
+    force: bool,
 ) -> None:
     """Build the layers of SPEC from their locks into the build folder.
 
-    Layers whose inputs are unchanged are not rebuilt.
+    Layers whose inputs are unchanged are not rebuilt. With --publish, the
+    archives are written afterwards as `venvlayers publish` would.
     """
     stack = load(spec)
-    run_build(stack, include, build_dir, runtime_source, lock_if_needed, clean, jobs)
+    built = run_build(stack, include, build_dir, runtime_source, lock_if_needed, clean, jobs)
+    if publish:
+        run_publish(stack, include, built, output_dir, fmt, tag_outputs, force, False)
 
 
 def run_build(
@@ -206,6 +242,250 @@ def run_build(
         state = "built" if result.rebuilt else "up to date"
         ui.result(f"{result.install_target}: {state} ({result.path})")
     return options.build_dir
+
+
+@cli.command()
+@spec_argument
+@include_option
+@publish_options
+@click.option(
+    "--build-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where the layers were built (default: _build beside SPEC).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print the metadata that would be written; write nothing."
+)
+def publish(
+    spec: Path,
+    include: tuple[str, ...],
+    output_dir: Path | None,
+    fmt: str,
+    tag_outputs: bool,
+    force: bool,
+    build_dir: Path | None,
+    dry_run: bool,
+) -> None:
+    """Write one reproducible archive per built layer of SPEC, plus the stack metadata.
+
+    An unchanged layer keeps its archive; the metadata goes to
+    __venvstacks__/venvstacks.json and __venvstacks__/env_metadata/.
+    """
+    from venvlayers.build.stage import default_build_dir
+
+    stack = load(spec)
+    run_publish(
+        stack, include, build_dir or default_build_dir(stack), output_dir, fmt, tag_outputs,
+        force, dry_run,
+    )  # fmt: skip
+
+
+def run_publish(
+    stack: StackSpec,
+    include: tuple[str, ...],
+    build_dir: Path,
+    output_dir: Path | None,
+    fmt: str,
+    tag_outputs: bool,
+    force: bool,
+    dry_run: bool,
+) -> Path:
+    from venvlayers.publish.progress import archive_progress
+    from venvlayers.publish.stage import PublishOptions, default_output_dir, publish_stack
+
+    options = PublishOptions(
+        build_dir=build_dir,
+        output_dir=output_dir or default_output_dir(stack),
+        fmt=fmt,
+        include=include,
+        tag_outputs=tag_outputs,
+        dry_run=dry_run,
+        force=force,
+    )
+    with archive_progress(enabled=ui.progress_enabled()) as progress:
+        result = publish_stack(stack, options, report=ui.info, progress=progress)
+    if dry_run:
+        ui.emit_json(
+            {"dry_run": True, "output_dir": str(options.output_dir), "layers": list(result.plan)}
+        )
+        return options.output_dir
+    for layer in result.layers:
+        assert layer.archive is not None
+        state = "reused" if layer.install_target in result.reused else "written"
+        size_mib = layer.archive.archive_size / 2**20
+        ui.result(f"{layer.archive.archive_name}: {state} ({size_mib:.1f} MiB)")
+    return options.output_dir
+
+
+@cli.command("local-export")
+@spec_argument
+@include_option
+@click.option(
+    "--output-dir",
+    "-o",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Where the layers go (default: _export beside SPEC).",
+)
+@click.option(
+    "--build-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where the layers were built (default: _build beside SPEC).",
+)
+def local_export(
+    spec: Path, include: tuple[str, ...], output_dir: Path | None, build_dir: Path | None
+) -> None:
+    """Copy the built layers of SPEC into a deployed-like folder and run their postinstall.py."""
+    from venvlayers.build.stage import default_build_dir
+    from venvlayers.publish.export import export_stack
+
+    stack = load(spec)
+    result = export_stack(
+        stack,
+        build_dir=build_dir or default_build_dir(stack),
+        output_dir=output_dir or stack.spec_dir / "_export",
+        include=include,
+        report=ui.info,
+    )
+    for name in result.layers:
+        ui.result(f"{name}: exported to {result.output_dir / name}")
+
+
+TargetOpt = click.option(
+    "--target",
+    "-t",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The folder the layers are deployed into.",
+)
+
+
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path), metavar="SOURCE")
+@TargetOpt
+@click.option(
+    "--app", "apps", multiple=True, metavar="NAME", help="Deploy only this app. Repeatable."
+)
+def deploy(source: Path, target: Path, apps: tuple[str, ...]) -> None:
+    """Deploy apps from a published output folder SOURCE into --target.
+
+    Archives are checked against the metadata, unpacked beside their final place,
+    made ready by postinstall.py from the runtime upward, then moved into place.
+    Layers already deployed with the same hash are skipped.
+    """
+    from venvlayers.deploy import deploy as deploy_stack
+
+    result = deploy_stack(source, target, apps=apps, report=ui.info)
+    for name in result.deployed:
+        ui.result(f"{name}: deployed")
+    for name in result.skipped:
+        ui.result(f"{name}: already deployed")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("target", type=click.Path(path_type=Path, file_okay=False), metavar="DIR")
+@click.argument("name", metavar="APP")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def run(target: Path, name: str, args: tuple[str, ...]) -> None:
+    """Run the deployed app APP from DIR with ARGS; its exit status is passed through.
+
+    APP is the app's name in the spec, its layer name or its install target.
+    Naming a runtime or framework layer runs that layer's python with ARGS.
+    """
+    from venvlayers.deploy import run_app
+
+    raise SystemExit(run_app(target, name, list(args)))
+
+
+@cli.command()
+@click.argument("target", type=click.Path(path_type=Path, file_okay=False), metavar="DIR")
+@click.argument("apps", nargs=-1, metavar="[APP]...")
+@json_option
+def verify(target: Path, apps: tuple[str, ...], as_json: bool) -> None:
+    """Compare the files deployed in DIR with each layer's manifest.
+
+    Reports changed, missing and unexpected files; exit status 1 on any drift.
+    """
+    from venvlayers.deploy import verify as verify_target
+
+    report = verify_target(target, apps)
+    if as_json:
+        ui.emit_json(report.to_json())
+    else:
+        ui.result(report.render())
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.argument("target", type=click.Path(path_type=Path, file_okay=False), metavar="DIR")
+@click.argument("apps", nargs=-1, required=True, metavar="APP...")
+def remove(target: Path, apps: tuple[str, ...]) -> None:
+    """Remove deployed apps from DIR, and the layers no remaining app needs."""
+    from venvlayers.deploy import gc as collect
+    from venvlayers.deploy import remove_apps
+
+    for name in remove_apps(target, apps):
+        ui.result(f"{name}: removed")
+    for name in collect(target):
+        ui.result(f"{name}: removed (no app uses it)")
+
+
+@cli.command()
+@click.argument("target", type=click.Path(path_type=Path, file_okay=False), metavar="DIR")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+def gc(target: Path, dry_run: bool) -> None:
+    """Remove the layers in DIR that no deployed app uses."""
+    from venvlayers.deploy import gc as collect
+
+    removed = collect(target, dry_run=dry_run)
+    for name in removed:
+        ui.result(f"{name}: {'would be removed' if dry_run else 'removed'}")
+    if not removed:
+        ui.result("nothing to remove")
+
+
+@cli.command()
+@spec_argument
+@TargetOpt
+@build_options
+@publish_options
+@click.option("--no-run", is_flag=True, help="Deploy but do not run the apps.")
+def up(
+    spec: Path,
+    target: Path,
+    build_dir: Path | None,
+    runtime_source: str | None,
+    lock_if_needed: bool,
+    clean: bool,
+    output_dir: Path | None,
+    fmt: str,
+    tag_outputs: bool,
+    force: bool,
+    no_run: bool,
+) -> None:
+    """Lock (if needed), build, publish and deploy SPEC into --target, then run every app.
+
+    The whole pipeline in one command; each step skips work that is already done.
+    """
+    from venvlayers.deploy import deploy as deploy_stack
+    from venvlayers.deploy import run_app
+    from venvlayers.lock import lock_stack
+
+    stack = load(spec)
+    lock_stack(stack, if_needed=True, report=ui.info)
+    built = run_build(stack, (), build_dir, runtime_source, False, clean, 2)
+    published = run_publish(stack, (), built, output_dir, fmt, tag_outputs, force, False)
+    result = deploy_stack(published, target, report=ui.info)
+    ui.result(f"deployed {len(result.apps)} apps into {target}")
+    if no_run:
+        return
+    failed = 0
+    for app_name in result.apps:
+        ui.info(f"$ venvlayers run {target} {app_name}")
+        failed += run_app(target, app_name, []) != 0
+    if failed:
+        raise SystemExit(1)
 
 
 def main() -> NoReturn:

@@ -38,7 +38,11 @@ def effective_indexes(
     for _ in range(len(needed) + len(own) + 2):
         _, remaining, more = _combine(inherited, own, candidate)
         if not remaining:
-            advice = f"to accept this, add: {format_overrides_line(candidate)}"
+            advice = (
+                f"to accept this, add: {format_overrides_line(candidate)}"
+                if candidate
+                else "to accept this, remove index_overrides"
+            )
             break
         if more == candidate:
             advice = "no index_overrides line can accept this; make package_indexes agree"

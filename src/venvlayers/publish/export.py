@@ -1,0 +1,85 @@
+"""`venvlayers local-export`: built layers copied into a deployed-like folder and made ready."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from venvlayers import layout
+from venvlayers._fs import replace_dir
+from venvlayers._proc import run
+from venvlayers.build.metadata import read_layer_metadata
+from venvlayers.publish.metadata import write_stack_metadata
+from venvlayers.publish.stage import built_layers, publications
+from venvlayers.spec import StackSpec
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    output_dir: Path
+    layers: tuple[str, ...]
+
+
+def export_stack(
+    stack: StackSpec,
+    *,
+    build_dir: Path,
+    output_dir: Path,
+    include: tuple[str, ...] = (),
+    report: Callable[[str], None] = lambda _m: None,
+) -> ExportResult:
+    """Copy each built layer to ``output_dir/<install_target>`` and run its postinstall.py.
+
+    Files are hardlinked where the filesystem allows; postinstall.py replaces files
+    atomically rather than editing them, so the build folder is never changed through a link.
+    """
+    layers = built_layers(stack, build_dir, include)
+    pubs = publications(stack, layers, build_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for (_, record), pub in zip(layers, pubs, strict=True):
+        source = build_dir / record.install_target
+        staging = output_dir / f".{pub.install_target}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(
+            source, staging, symlinks=True, copy_function=_link_or_copy,
+            ignore=_build_only(source),
+        )  # fmt: skip
+        report(f"{pub.install_target}: exported")
+        _postinstall(staging, output_dir)
+        replace_dir(staging, output_dir / pub.install_target)
+    write_stack_metadata(output_dir, pubs)
+    return ExportResult(output_dir, tuple(p.install_target for p in pubs))
+
+
+def _postinstall(layer_dir: Path, output_dir: Path) -> None:
+    """Run the layer's postinstall.py with its base runtime's python, as a target would."""
+    meta = read_layer_metadata(layer_dir)
+    base_python = os.path.normpath(layer_dir / meta.base_python)
+    run(
+        [base_python, layer_dir / layout.POSTINSTALL_SCRIPT],
+        what=f"{layer_dir.name}: postinstall.py",
+        cwd=output_dir,
+    )
+
+
+def _build_only(root: Path) -> Callable[[str, list[str]], set[str]]:
+    """Caches and the build-time files postinstall.py recreates on the target."""
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skipped = {name for name in names if name == "__pycache__"}
+        if Path(folder) == root:
+            skipped.update(name for name in names if name in layout.BUILD_ONLY_FILES)
+        return skipped
+
+    return ignore
+
+
+def _link_or_copy(source: str, dest: str) -> str:
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)
+    return dest
