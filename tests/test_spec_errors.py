@@ -14,7 +14,7 @@ from venvlayers.errors import SpecError
 from venvlayers.spec import load_stack
 
 if TYPE_CHECKING:
-    from conftest import WriteSpec
+    from tests.conftest import WriteSpec
 
 INDEXES = """
 [[tool.uv.index]]
@@ -218,6 +218,11 @@ CASES = [
         "runtime-source-invalid",
         runtime(extra='source = "conda"'),
         "runtime 'rt'", "source", "'conda' is not one of auto, standalone, local, archive",
+    ),
+    Case(
+        "runtime-source-path-empty",
+        runtime(extra='source = "archive"\nsource_path = ""'),
+        "runtime 'rt'", "source_path", "must not be empty",
     ),
     # -- runtime / frameworks --------------------------------------------------------------
     Case(
@@ -424,6 +429,18 @@ CASES = [
         "venvstacks.uv.toml", None, "not valid TOML",
         (("venvstacks.uv.toml", "index = [\n"),),
     ),
+    Case(
+        "sidecar-index-without-url",
+        runtime(),
+        "venvstacks.uv.toml", "url", "missing or not a string",
+        (("venvstacks.uv.toml", '[[index]]\nname = "x"\n'),),
+    ),
+    Case(
+        "sidecar-index-not-array",
+        runtime(),
+        "venvstacks.uv.toml", "index", "must be an array of tables ([[index]])",
+        (("venvstacks.uv.toml", 'index = "https://x"\n'),),
+    ),
     # -- launch and support modules --------------------------------------------------------
     Case(
         "launch-module-missing",
@@ -441,6 +458,12 @@ CASES = [
         runtime() + app("a").replace("main.py", "notes.txt"),
         "application 'a'", "launch_module", "neither a .py file nor a package folder",
         (("notes.txt", ""),),
+    ),
+    Case(
+        "launch-package-without-main",
+        runtime() + app("a").replace("main.py", "tool"),
+        "application 'a'", "launch_module", "package tool has no __main__.py",
+        (("tool/__init__.py", ""),),
     ),
     Case(
         "launch-module-not-importable",

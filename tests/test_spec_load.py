@@ -21,7 +21,7 @@ from venvlayers.spec import (
 )
 
 if TYPE_CHECKING:
-    from conftest import WriteSpec
+    from tests.conftest import WriteSpec
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sklearn-demo"
 
@@ -75,7 +75,8 @@ def test_minimal_layers_get_documented_defaults(write_spec: WriteSpec) -> None:
     assert runtime.versioned is False
     assert (runtime.linux_target, runtime.macosx_target) == ("2.28", "13.0")
     assert runtime.dynlib_exclude == ()
-    assert runtime.package_indexes == runtime.priority_indexes == runtime.index_overrides == ()
+    assert runtime.package_indexes == runtime.index_overrides == ()
+    assert runtime.priority_indexes == ()
     assert runtime.effective_package_indexes == ()
     assert (runtime.source, runtime.source_path) == ("auto", None)
     assert runtime.python_implementation == PythonImplementation("cpython", "3.11")
@@ -118,9 +119,28 @@ def test_python_implementation_is_parsed(
     assert (parsed.feature_version, parsed.is_exact, str(parsed)) == (feature, exact, text)
 
 
-def test_runtime_source_fields_are_kept(write_spec: WriteSpec) -> None:
-    stack = load_stack(write_spec(RUNTIME + 'source = "archive"\nsource_path = "dl/py.tar.gz"\n'))
-    assert (stack.runtimes[0].source, stack.runtimes[0].source_path) == ("archive", "dl/py.tar.gz")
+@pytest.mark.parametrize(
+    ("source", "given", "expected"),
+    [
+        ("archive", "dl/py.tar.gz", "{spec_dir}/dl/py.tar.gz"),
+        ("local", "/opt/python/3.11", "/opt/python/3.11"),
+        ("standalone", "https://mirror.example/pbs/", "https://mirror.example/pbs/"),
+        ("standalone", "file:///srv/pbs", "file:///srv/pbs"),
+    ],
+)
+def test_runtime_source_path_resolves_against_the_spec_unless_a_url(
+    write_spec: WriteSpec,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    source: str,
+    given: str,
+    expected: str,
+) -> None:
+    spec = write_spec(RUNTIME + f'source = "{source}"\nsource_path = "{given}"\n')
+    monkeypatch.chdir("/")  # relative to the spec's folder, not the working directory
+    runtime = load_stack(spec).runtimes[0]
+    assert runtime.source == source
+    assert runtime.source_path == expected.format(spec_dir=tmp_path.resolve())
 
 
 def test_spec_folder_and_relative_paths_resolve_against_the_spec(
@@ -142,11 +162,31 @@ def test_spec_folder_and_relative_paths_resolve_against_the_spec(
     monkeypatch.chdir(elsewhere)
     stack = load_stack("..")  # the spec's folder, relative to the working directory
     assert stack.path == spec.resolve()
-    assert stack.runtimes[0].requirements_from == (tmp_path / "req.txt",)
+    root = tmp_path.resolve()
+    assert stack.runtimes[0].requirements_from == (root / "req.txt",)
     (application,) = stack.applications
-    assert application.launch_module == tmp_path / "src" / "tool"
+    assert application.launch_module == root / "src" / "tool"
     assert application.launch_module_name == "tool"
-    assert application.support_modules == (tmp_path / "src" / "util.py",)
+    assert application.support_modules == (root / "src" / "util.py",)
+
+
+def test_module_names_come_from_the_spec_not_symlink_targets(write_spec: WriteSpec) -> None:
+    spec = write_spec(
+        RUNTIME
+        + layer_text(
+            "applications",
+            "app",
+            'runtime = "rt"',
+            'launch_module = "entry.py"',
+            'support_modules = ["lib/../helpers"]',
+        ),
+        files={"src/real_main.py": "", "helpers/__init__.py": ""},
+    )
+    (spec.parent / "entry.py").symlink_to(spec.parent / "src" / "real_main.py")
+    (application,) = load_stack(spec).applications
+    assert application.launch_module == spec.resolve().parent / "entry.py"
+    assert application.launch_module_name == "entry"
+    assert application.support_modules == (spec.resolve().parent / "helpers",)
 
 
 # -- the example stack -----------------------------------------------------------------------
@@ -341,7 +381,7 @@ def test_sidecar_uv_config_is_used_without_tool_uv(write_spec: WriteSpec) -> Non
         },
     )
     stack = load_stack(spec)
-    assert stack.uv_config_path == spec.parent / "venvstacks.uv.toml"
+    assert stack.uv_config_path == spec.resolve().parent / "venvstacks.uv.toml"
     assert stack.uv_config["exclude-newer"] == "2024-06-01T00:00:00Z"
     assert stack.indexes == (
         PackageIndex("pt", "https://download.pytorch.org/whl/cpu", default=True),
@@ -435,6 +475,32 @@ def test_suggested_override_line_replaces_a_self_contradicting_one(
     assert str(info.value).endswith("to accept this, remove index_overrides")
     stack = load_stack(write_spec(text.replace("{overrides}", "")))
     assert dict(stack.applications[0].effective_package_indexes) == {"torch": "cu121"}
+
+
+def test_no_override_line_is_offered_when_no_rename_can_settle_it(write_spec: WriteSpec) -> None:
+    # Accepting torch needs cu121 renamed to cu128, but numpy must stay on cu121 here.
+    spec = write_spec(
+        INDEXES
+        + RUNTIME
+        + layer_text("frameworks", "gpu", 'runtime = "rt"', 'package_indexes = {torch = "cu128"}')
+        + layer_text(
+            "frameworks",
+            "old",
+            'runtime = "rt"',
+            'package_indexes = {torch = "cu121", numpy = "cu121"}',
+        )
+        + layer_text(
+            "frameworks",
+            "both",
+            'frameworks = ["gpu", "old"]',
+            'package_indexes = {numpy = "cu121"}',
+        )
+    )
+    with pytest.raises(SpecError) as info:
+        load_stack(spec)
+    message = str(info.value)
+    assert message.startswith("framework 'both': 'package_indexes': 'torch' comes from index")
+    assert message.endswith("no index_overrides line can accept this; make package_indexes agree")
 
 
 # -- select ----------------------------------------------------------------------------------

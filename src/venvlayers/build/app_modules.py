@@ -32,7 +32,11 @@ def copy_modules(modules: Iterable[Path], dest: Path) -> None:
     """Copy each module (file or folder) into ``dest`` under its own name."""
     for module in modules:
         for source in module_files(module):
-            target = dest / module.name / source.relative_to(module) if module.is_dir() else dest / module.name
+            target = (
+                dest / module.name / source.relative_to(module)
+                if module.is_dir()
+                else dest / module.name
+            )
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
 

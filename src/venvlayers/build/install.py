@@ -74,7 +74,9 @@ def requirement_lines(lock: LayerLock, marker_env: dict[str, str]) -> list[str]:
                 f"{lock.build_name}: no wheel of {package.name}=={package.version} fits this"
                 f" platform (Python {version}); relock with this platform in 'platforms'"
             )
-        source = f"{package.name} @ {wheel.url}" if wheel.url else f"{package.name}=={package.version}"
+        source = (
+            f"{package.name} @ {wheel.url}" if wheel.url else f"{package.name}=={package.version}"
+        )
         lines.append(f"{source} --hash=sha256:{wheel.sha256}")
     return lines
 

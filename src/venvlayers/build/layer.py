@@ -135,7 +135,9 @@ def _build_venv(
         if any((build_dir / d.removeprefix("../") / layout.DYNLIB_DIR).iterdir())
         if (build_dir / d.removeprefix("../") / layout.DYNLIB_DIR).is_dir()
     ]
-    app_python = write_app_python(staging, lower_dynlibs) if isinstance(layer, ApplicationSpec) else None
+    app_python = (
+        write_app_python(staging, lower_dynlibs) if isinstance(layer, ApplicationSpec) else None
+    )
     write_layer_metadata(
         staging,
         LayerMetadata.for_venv(

@@ -75,7 +75,7 @@ class RuntimeProvider(abc.ABC):
         )
         if best is None:
             raise NoMatchingVersion(
-                f"{request}: {self.description} offer {self.offers_text(offers)}"
+                f"{request}: {self.description}: no match (available: {self.offers_text(offers)})"
             )
         return best
 

@@ -180,3 +180,18 @@ def unpack_runtime(archive: Path, dest: Path) -> None:
         root.rename(dest)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def check_unpacked(root: Path, *, implementation: str, version: str, origin: str) -> None:
+    """Run the unpacked interpreter: it must start and be the version its name promised."""
+    from venvlayers.runtime.probe import probe
+
+    python = find_interpreter(root)
+    if python is None:
+        raise RuntimeProviderError(f"{origin}: no interpreter in the unpacked runtime")
+    facts = probe(root / python, what=f"runtime from {origin}")
+    if (facts.implementation, facts.version) != (implementation, version):
+        raise RuntimeProviderError(
+            f"{origin}: the interpreter is {facts.implementation}@{facts.version},"
+            f" but the archive name says {implementation}@{version}"
+        )

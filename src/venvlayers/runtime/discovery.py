@@ -61,9 +61,9 @@ def uv_python_dir() -> Path | None:
     return Path(answer) if answer else None
 
 
-def from_versions_folder(folder: Path, pattern: re.Pattern[str], found_by: str) -> Iterator[
-    LocalInterpreter
-]:
+def from_versions_folder(
+    folder: Path, pattern: re.Pattern[str], found_by: str
+) -> Iterator[LocalInterpreter]:
     """Interpreters in a folder of prefixes named after their version (pyenv, uv)."""
     if not folder.is_dir():
         return

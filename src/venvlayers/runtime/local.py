@@ -79,8 +79,9 @@ def relocate(python: Path, dest: Path, *, report: Report = lambda _m: None) -> I
     feature = ".".join(facts.version.split(".")[:2])
     interpreter = dest / "bin" / f"python{feature}"
     binaries = linked_binaries(dest)
-    if note := strip_binaries(binaries):
-        report(note)
+    strip_note = strip_binaries(binaries)
+    if strip_note is not None:
+        report(strip_note)
     relocate_runpaths(dest, binaries, old_prefixes, interpreter)
     for rewrite in rewrite_tree(dest, old_prefixes):
         if rewrite.how.startswith("prefix replaced by"):

@@ -31,7 +31,9 @@ _OWN_SCRIPT = re.compile(
     r"^(python[0-9.]*[dmt]?(-config)?|pip[0-9.]*|idle[0-9.]*|pydoc[0-9.]*|2to3(-[0-9.]+)?)$"
 )
 # Besides the stdlib and libpython, lib/ may hold Tcl/Tk support (uv-managed builds).
-_LIB_EXTRAS = re.compile(r"^(libpython.*\.so(\.[0-9.]+)?|libpython.*\.dylib|(tcl|tk|itcl|thread)[0-9].*|lib(tcl|tk)[0-9.]+\.so.*)$")
+_LIB_EXTRAS = re.compile(
+    r"^(libpython.*\.so(\.[0-9.]+)?|libpython.*\.dylib|(tcl|tk|itcl|thread)[0-9].*|lib(tcl|tk)[0-9.]+\.so.*)$"
+)
 _SITE_PACKAGES_KEPT = re.compile(r"^(README\.txt|pip|pip-[^/]+\.dist-info)$")
 
 
@@ -140,6 +142,4 @@ def fix_symlinks(dest: Path, old_prefixes: tuple[str, ...]) -> list[str]:
 
 def tree_size(root: Path) -> int:
     """Bytes in regular files under ``root`` (symlinks not followed)."""
-    return sum(
-        p.lstat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink()
-    )
+    return sum(p.lstat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())

@@ -26,8 +26,9 @@ def elf_type(path: Path) -> int | None:
         header = stream.read(18)
     if len(header) < 18 or not header.startswith(_ELF_MAGIC):
         return None
-    byteorder = "little" if header[5] == 1 else "big"
-    return int.from_bytes(header[16:18], byteorder)
+    if header[5] == 1:
+        return int.from_bytes(header[16:18], "little")
+    return int.from_bytes(header[16:18], "big")
 
 
 def linked_binaries(root: Path) -> list[Path]:
@@ -72,7 +73,9 @@ def relocate_runpaths(
     leading there (a build that relied on the system library path). Returns what changed.
     """
     needles = [p.encode() for p in old_prefixes]
-    candidates = [b for b in binaries if b == interpreter or any(n in b.read_bytes() for n in needles)]
+    candidates = [
+        b for b in binaries if b == interpreter or any(n in b.read_bytes() for n in needles)
+    ]
     if not candidates:
         return []
     patchelf = find_tool("patchelf")
@@ -83,8 +86,7 @@ def relocate_runpaths(
     changed: list[str] = []
     for binary in candidates:
         rel = binary.relative_to(root).as_posix()
-        entries = _read(patchelf, "--print-rpath", binary)
-        entries = [e for e in entries.split(":") if e]
+        entries = [e for e in _read(patchelf, "--print-rpath", binary).split(":") if e]
         new_entries = [_relative_entry(e, binary, root, old_prefixes) for e in entries]
         if binary == interpreter:
             needed = _read(patchelf, "--print-needed", binary).split()

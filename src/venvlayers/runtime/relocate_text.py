@@ -20,7 +20,13 @@ from venvlayers._fs import atomic_write_bytes
 PLACEHOLDER = "@VENVLAYERS_RUNTIME_PREFIX@"
 _MAKE_VARIABLE = "VENVLAYERS_RUNTIME_PREFIX"
 # A prefix counts only as a whole path: "/install" must not match inside ".../install.py".
-_BEFORE = r"(?<![\w.\-/~+@])"
+# It may follow a separator, a compiler flag glued to it ("-L/prefix/lib"), or a dot
+# (WASM_ASSETS_DIR is "./<prefix>").
+_SEPARATORS = r"\s'\"=,:;!(\[{"
+_BEFORE = (
+    rf"(?:(?<![^{_SEPARATORS}])|(?<=[{_SEPARATORS}]-[A-Za-z])|(?<=^-[A-Za-z])"
+    rf"|(?<=[{_SEPARATORS}]\.)|(?<=^\.))"
+)
 _AFTER = r"(?=[/'\"\s:;,=)}\]]|$)"
 
 
@@ -86,7 +92,7 @@ def _rewriter_for(rel: Path, text: str) -> Rewriter:
 def rewrite_sysconfigdata(text: str, pattern: re.Pattern[str], _rel: Path) -> tuple[str, str]:
     """Placeholders in the data, replaced at import time by the prefix this file lives in."""
     body = pattern.sub(PLACEHOLDER, text)
-    tail = f'''
+    tail = f"""
 
 # venvlayers: this runtime was moved from where it was built. Its prefix is where this file
 # lives now (<prefix>/lib/pythonX.Y/), computed at every import so the runtime may move again.
@@ -101,7 +107,7 @@ def _venvlayers_relocate():
 
 _venvlayers_relocate()
 del _venvlayers_relocate
-'''
+"""
     return body.rstrip("\n") + "\n" + tail, "prefix computed from __file__ at import"
 
 
@@ -144,7 +150,7 @@ def rewrite_shebang_script(text: str, pattern: re.Pattern[str], rel: Path) -> tu
     quoted_args = "".join(f' "{a}"' for a in args)
     launcher = (
         "#!/bin/sh\n"
-        f"'''exec' \"$(dirname -- \"$0\")/{relative}\"{quoted_args} \"$0\" \"$@\"\n"
+        f'\'\'\'exec\' "$(dirname -- "$0")/{relative}"{quoted_args} "$0" "$@"\n'
         "' '''\n"
     )
     body, _ = rewrite_placeholder(rest, pattern, rel)

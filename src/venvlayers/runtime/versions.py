@@ -50,7 +50,7 @@ def newest(
     return best
 
 
-def summarize(versions: Sequence[str], *, limit: int = 8) -> str:
+def summarize(versions: Sequence[str], *, limit: int = 10) -> str:
     """``3.10.13, 3.11.7, 3.12.1``: distinct versions, ascending, the newest ``limit`` kept.
 
     Long lists (a release index) keep only the newest maintenance release per ``X.Y``.

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
 import os
-import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +27,21 @@ from venvlayers.spec.model import (
     StackSpec,
     module_name,
 )
+from venvlayers.spec.uvconfig import UV_CONFIG_FILENAME, load_uv_config, read_toml
+from venvlayers.spec.values import (
+    IMPLEMENTATION,
+    LAYER_NAME,
+    check_platform,
+    close_match,
+    default_macosx,
+    is_package_manager_file,
+    linux_target,
+    macosx_target,
+    version_key,
+)
 
 SPEC_FILENAME = "venvstacks.toml"
-UV_CONFIG_FILENAME = "venvstacks.uv.toml"
+__all__ = ["SPEC_FILENAME", "UV_CONFIG_FILENAME", "load_stack"]
 
 _COMMON_FIELDS = (
     "name",
@@ -54,20 +63,6 @@ _KIND_FIELDS: dict[LayerKind, tuple[str, ...]] = {
     LayerKind.APPLICATION: ("runtime", "frameworks", "launch_module", "support_modules"),
 }
 RUNTIME_SOURCES = ("auto", "standalone", "local", "archive")
-# Names that look like platforms but are not built for: reported as unsupported, not unknown.
-_UNSUPPORTED_PLATFORMS = {
-    "win32": "32-bit Windows",
-    "linux_i686": "32-bit Linux",
-    "linux_armv7l": "32-bit ARM Linux",
-    "linux_ppc64le": "POWER Linux",
-    "linux_s390x": "s390x Linux",
-    "macosx_universal2": "universal2 macOS (choose macosx_arm64 and/or macosx_x86_64)",
-}
-_IMPLEMENTATION = re.compile(r"^(cpython|pypy)@(\d+\.\d+(?:\.\d+)?)$")
-_LINUX_TARGET = re.compile(r"^glibc(?:@(\d+\.\d+))?$")
-_MACOSX_TARGET = re.compile(r"^\d+(?:\.\d+)?$")
-_LAYER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
-_PACKAGE_MANAGER_FILES = ("pyproject.toml", "poetry.lock", "Pipfile.lock", "uv.lock")
 
 
 def load_stack(path: str | os.PathLike[str]) -> StackSpec:
@@ -78,20 +73,8 @@ def load_stack(path: str | os.PathLike[str]) -> StackSpec:
     if not spec_path.is_file():
         raise SpecError(f"{spec_path}: stack specification not found (check the path)")
     spec_path = spec_path.resolve()
-    data = _read_toml(spec_path)
+    data = read_toml(spec_path)
     return _Loader(spec_path, data).load()
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as stream:
-            return tomllib.load(stream)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not valid TOML: the file is not UTF-8 text") from None
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 class _Loader:
@@ -103,16 +86,15 @@ class _Loader:
         self.frameworks: dict[str, FrameworkSpec] = {}
         self.applications: dict[str, ApplicationSpec] = {}
         self.indexes: dict[str, PackageIndex] = {}
-        self.uv_config: dict[str, Any] = {}
-        self.uv_config_path: Path | None = None
 
     def load(self) -> StackSpec:
         top = Fields(str(self.path.name), self.data)
         tables = {kind: self._tables(top, kind) for kind in LayerKind}
         tool = self.data.get("tool")
         top._get("tool")
-        top.check_unknown(lambda n: _close(n, [k.table for k in LayerKind]))
-        self._load_uv_config(tool)
+        top.check_unknown(lambda n: close_match(n, [k.table for k in LayerKind]))
+        uv_config = load_uv_config(self.path, tool)
+        self.indexes = uv_config.indexes
         for kind in LayerKind:
             for position, table in enumerate(tables[kind]):
                 self._load_layer(kind, position, table)
@@ -122,8 +104,8 @@ class _Loader:
             frameworks=tuple(self.frameworks.values()),
             applications=tuple(self.applications.values()),
             indexes=tuple(self.indexes.values()),
-            uv_config=self.uv_config,
-            uv_config_path=self.uv_config_path,
+            uv_config=uv_config.settings,
+            uv_config_path=uv_config.path,
             warnings=tuple(self.warnings),
         )
 
@@ -134,41 +116,6 @@ class _Loader:
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             top.fail(kind.table, f"must be an array of tables ([[{kind.table}]])")
         return value
-
-    # -- [tool.uv] -------------------------------------------------------------------------
-    def _load_uv_config(self, tool: Any) -> None:
-        if tool is not None and not isinstance(tool, dict):
-            raise SpecError(f"{self.path.name}: 'tool': must be a table")
-        uv = (tool or {}).get("uv")
-        if uv is not None:
-            if not isinstance(uv, dict):
-                raise SpecError(f"{self.path.name}: 'tool.uv': must be a table")
-            self.uv_config, self.uv_config_path = uv, self.path
-        else:
-            side = self.path.with_name(UV_CONFIG_FILENAME)
-            if side.is_file():
-                self.uv_config, self.uv_config_path = _read_toml(side), side
-        where = "[tool.uv]" if self.uv_config_path == self.path else UV_CONFIG_FILENAME
-        raw_indexes = self.uv_config.get("index", [])
-        if not isinstance(raw_indexes, list) or not all(isinstance(i, dict) for i in raw_indexes):
-            raise SpecError(f"{where}: 'index': must be an array of tables ([[tool.uv.index]])")
-        for position, raw in enumerate(raw_indexes):
-            name, url = raw.get("name"), raw.get("url")
-            if not isinstance(url, str):
-                raise SpecError(f"{where}: index #{position + 1}: 'url': missing or not a string")
-            if name is None:
-                continue
-            if not isinstance(name, str) or not name:
-                raise SpecError(f"{where}: index #{position + 1}: 'name': must be a string")
-            if name in self.indexes:
-                raise SpecError(f"{where}: index {name!r}: duplicate index name")
-            flags = Fields(f"{where}: index {name!r}", raw)
-            self.indexes[name] = PackageIndex(
-                name=name,
-                url=url,
-                explicit=flags.boolean("explicit"),
-                default=flags.boolean("default"),
-            )
 
     # -- layers ----------------------------------------------------------------------------
     def _load_layer(self, kind: LayerKind, position: int, table: dict[str, Any]) -> None:
@@ -206,7 +153,7 @@ class _Loader:
                 self.applications[name] = layer
 
     def _check_name(self, fields: Fields, kind: LayerKind, name: str) -> None:
-        if not _LAYER_NAME.match(name):
+        if not LAYER_NAME.match(name):
             fields.fail(
                 "name",
                 f"{name!r} is not a valid layer name"
@@ -244,14 +191,10 @@ class _Loader:
         platforms = fields.string_list("platforms")
         if platforms is not None:
             for platform in platforms:
-                _check_platform(fields, platform)
+                check_platform(fields, platform)
             # The order written in the spec means nothing; a canonical order keeps the
             # model (and everything hashed from it) independent of it.
             platforms = [p for p in ALL_PLATFORMS if p in platforms]
-        linux_target = _linux_target(fields)
-        macosx_target = fields.string("macosx_target")
-        if macosx_target is not None and not _MACOSX_TARGET.match(macosx_target):
-            fields.fail("macosx_target", f"{macosx_target!r} is not 'X' or 'X.Y' (e.g. '13.0')")
         package_indexes = {
             canonicalize_name(dist): index
             for dist, index in fields.string_table("package_indexes").items()
@@ -272,8 +215,8 @@ class _Loader:
             "requirements_from": self._requirement_files(fields),
             "platforms": tuple(platforms) if platforms is not None else None,
             "versioned": fields.boolean("versioned"),
-            "linux_target": linux_target,
-            "macosx_target": macosx_target,
+            "linux_target": linux_target(fields),
+            "macosx_target": macosx_target(fields),
             "dynlib_exclude": tuple(fields.string_list("dynlib_exclude") or ()),
             "package_indexes": tuple(sorted(package_indexes.items())),
             "priority_indexes": tuple(priority),
@@ -293,7 +236,7 @@ class _Loader:
             if not path.is_file():
                 fields.fail("requirements_from", f"file not found: {path}")
             paths.append(path)
-        managers = [p for p in paths if _is_package_manager_file(p)]
+        managers = [p for p in paths if is_package_manager_file(p)]
         if len(managers) > 1:
             fields.fail(
                 "requirements_from",
@@ -316,7 +259,7 @@ class _Loader:
                 " rename it to 'python_implementation'"
             )
         text = fields.required_string(field)
-        match = _IMPLEMENTATION.match(text)
+        match = IMPLEMENTATION.match(text)
         if not match:
             fields.fail(field, f"{text!r} is not 'cpython@X.Y' or 'cpython@X.Y.Z' (or pypy@...)")
         source = fields.string("source", default="auto")
@@ -326,15 +269,24 @@ class _Loader:
             common["platforms"] if common["platforms"] is not None else ALL_PLATFORMS
         )
         common["linux_target"] = common["linux_target"] or DEFAULT_GLIBC
-        common["macosx_target"] = common["macosx_target"] or _default_macosx()
+        common["macosx_target"] = common["macosx_target"] or default_macosx()
         # Nothing lies beneath a runtime: its own choices are what the layers above inherit.
         common["effective_package_indexes"] = common["package_indexes"]
         return RuntimeSpec(
             **common,
             python_implementation=PythonImplementation(match.group(1), match.group(2)),
             source=source or "auto",
-            source_path=fields.string("source_path"),
+            source_path=self._source_path(fields),
         )
+
+    def _source_path(self, fields: Fields) -> str | None:
+        """A file or folder resolved against the spec's folder; a mirror URL as it is."""
+        text = fields.string("source_path")
+        if text is None or "://" in text:
+            return text
+        if not text:
+            fields.fail("source_path", "must not be empty (leave it out instead)")
+        return str((self.path.parent / Path(text).expanduser()).resolve())
 
     def _lower_layers(
         self, fields: Fields, kind: LayerKind, name: str
@@ -413,11 +365,11 @@ class _Loader:
                 )
         if common["linux_target"] is None:
             common["linux_target"] = max(
-                (low.linux_target for low in lowers), key=_version_key, default=DEFAULT_GLIBC
+                (low.linux_target for low in lowers), key=version_key, default=DEFAULT_GLIBC
             )
         if common["macosx_target"] is None:
             common["macosx_target"] = max(
-                (low.macosx_target for low in lowers), key=_version_key, default=DEFAULT_MACOSX
+                (low.macosx_target for low in lowers), key=version_key, default=DEFAULT_MACOSX
             )
         try:
             # Each declared lower layer's mapping already includes the layers beneath it
@@ -454,13 +406,19 @@ class _Loader:
         return launch, support
 
     def _module_path(self, fields: Fields, field: str, text: str) -> Path:
-        path = (self.path.parent / text).resolve()
+        # Normalized but not resolved: the module's name is the name written in the spec,
+        # even when that file or folder is a symlink to one with another name.
+        path = Path(os.path.normpath(self.path.parent / Path(text).expanduser()))
         if not path.exists():
             fields.fail(field, f"module not found: {path}")
         if path.is_file() and path.suffix != ".py":
             fields.fail(field, f"{path.name} is neither a .py file nor a package folder")
         if not module_name(path).isidentifier():
             fields.fail(field, f"{module_name(path)!r} is not an importable module name")
+        if field == "launch_module" and path.is_dir() and not (path / "__main__.py").is_file():
+            fields.fail(
+                field, f"package {path.name} has no __main__.py, so 'python -m' cannot run it"
+            )
         return path
 
 
@@ -478,53 +436,9 @@ def _check_unknown_fields(fields: Fields, kind: LayerKind) -> None:
             field,
             f"not a field of {kind.value} layers (only {' and '.join(owners)} layers have it)",
         )
-    hint = _close(field, known)
+    hint = close_match(field, known)
     fields.fail(field, "unknown field" + (f" (did you mean {hint!r}?)" if hint else ""))
 
 
 def lowers_names(lowers: list[LayerSpec]) -> tuple[str, ...]:
     return tuple(low.name for low in lowers if isinstance(low, FrameworkSpec))
-
-
-def _check_platform(fields: Fields, platform: str) -> None:
-    if platform in ALL_PLATFORMS:
-        return
-    if platform in _UNSUPPORTED_PLATFORMS:
-        fields.fail(
-            "platforms", f"{platform!r} is not supported: {_UNSUPPORTED_PLATFORMS[platform]}"
-        )
-    hint = _close(platform, ALL_PLATFORMS)
-    extra = f"did you mean {hint!r}? " if hint else ""
-    fields.fail(
-        "platforms", f"unknown platform {platform!r} ({extra}known: {', '.join(ALL_PLATFORMS)})"
-    )
-
-
-def _linux_target(fields: Fields) -> str | None:
-    text = fields.string("linux_target")
-    if text is None:
-        return None
-    match = _LINUX_TARGET.match(text)
-    if not match:
-        fields.fail("linux_target", f"{text!r} is not 'glibc' or 'glibc@X.Y' (e.g. 'glibc@2.28')")
-    return match.group(1) or DEFAULT_GLIBC
-
-
-def _default_macosx() -> str:
-    env = os.environ.get("MACOSX_DEPLOYMENT_TARGET", "")
-    return env if _MACOSX_TARGET.match(env) else DEFAULT_MACOSX
-
-
-def _version_key(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split("."))
-
-
-def _is_package_manager_file(path: Path) -> bool:
-    return path.name in _PACKAGE_MANAGER_FILES or (
-        path.suffix == ".toml" and path.name.startswith("pylock")
-    )
-
-
-def _close(name: str, options: Any) -> str | None:
-    matches = difflib.get_close_matches(name, list(options), n=1)
-    return matches[0] if matches else None

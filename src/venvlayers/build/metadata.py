@@ -1,0 +1,150 @@
+"""The layer metadata file ``share/venv/metadata/venvstacks_layer.json``.
+
+Paths in it are relative to the layer folder; lower layers are reached through their install
+targets (``../framework-sklearn@2/lib/python3.11/site-packages``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from venvlayers import layout
+from venvlayers._fs import read_json, write_json
+from venvlayers.errors import BuildError
+
+_PY_VERSION = re.compile(r"\d+\.\d+\.\d+")
+_REQUIRED = ("python", "py_version", "base_python", "site_dir")
+_OPTIONAL_TEXT = ("launch_module", "app_python", "postinstall_script")
+_PATH_LISTS = ("pylib_dirs", "dynlib_dirs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerMetadata:
+    """The contents of ``venvstacks_layer.json``; every path is relative to the layer folder."""
+
+    python: str
+    py_version: str
+    base_python: str
+    site_dir: str
+    # Lower layers' site-packages in sys.path order: frameworks in C3 order, runtime last.
+    pylib_dirs: tuple[str, ...] = ()
+    # Lower layers' share/venv/dynlib, same order, only for layers exposing libraries.
+    dynlib_dirs: tuple[str, ...] = ()
+    launch_module: str | None = None
+    app_python: str | None = None
+    postinstall_script: str = layout.POSTINSTALL_SCRIPT
+
+    @property
+    def is_layered(self) -> bool:
+        """A framework or application venv (a runtime's base python is its own python)."""
+        return self.base_python != self.python
+
+    @classmethod
+    def for_runtime(cls, *, python: str, py_version: str, site_dir: str) -> LayerMetadata:
+        """A runtime layer: its base python is its own interpreter."""
+        _check_py_version(py_version)
+        return cls(python=python, py_version=py_version, base_python=python, site_dir=site_dir)
+
+    @classmethod
+    def for_venv(
+        cls,
+        *,
+        py_version: str,
+        base_python: str,
+        site_dir: str,
+        pylib_dirs: Sequence[str] = (),
+        dynlib_dirs: Sequence[str] = (),
+        launch_module: str | None = None,
+        app_python: str | None = None,
+        windows: bool = False,
+    ) -> LayerMetadata:
+        """A framework, or an application when ``launch_module`` is given.
+
+        Paths lead to lower layers by their install targets (``../<install_target>/...``).
+        """
+        _check_py_version(py_version)
+        python = layout.venv_python(windows=windows)
+        if launch_module is not None and app_python is None:
+            app_python = python
+        return cls(
+            python=python,
+            py_version=py_version,
+            base_python=base_python,
+            site_dir=site_dir,
+            pylib_dirs=tuple(pylib_dirs),
+            dynlib_dirs=tuple(dynlib_dirs),
+            launch_module=launch_module,
+            app_python=app_python,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object, leaving out fields that do not apply to this kind of layer."""
+        data: dict[str, Any] = {
+            "python": self.python,
+            "py_version": self.py_version,
+            "base_python": self.base_python,
+            "site_dir": self.site_dir,
+            "pylib_dirs": list(self.pylib_dirs),
+            "dynlib_dirs": list(self.dynlib_dirs),
+            "postinstall_script": self.postinstall_script,
+        }
+        if self.launch_module is not None:
+            data["launch_module"] = self.launch_module
+        if self.app_python is not None:
+            data["app_python"] = self.app_python
+        return data
+
+    @classmethod
+    def from_json(
+        cls, data: Mapping[str, Any], *, source: str = layout.LAYER_METADATA
+    ) -> LayerMetadata:
+        """Parse the JSON object; unknown fields are ignored, wrong ones name the field."""
+        for name in _REQUIRED:
+            if not isinstance(data.get(name), str) or not data[name]:
+                raise BuildError(f"{source}: field {name!r} is missing or not a string")
+        for name in _OPTIONAL_TEXT:
+            if data.get(name) is not None and not isinstance(data[name], str):
+                raise BuildError(f"{source}: field {name!r} must be a string")
+        for name in _PATH_LISTS:
+            value = data.get(name, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise BuildError(f"{source}: field {name!r} must be a list of strings")
+        return cls(
+            python=data["python"],
+            py_version=data["py_version"],
+            base_python=data["base_python"],
+            site_dir=data["site_dir"],
+            pylib_dirs=tuple(data.get("pylib_dirs", ())),
+            dynlib_dirs=tuple(data.get("dynlib_dirs", ())),
+            launch_module=data.get("launch_module"),
+            app_python=data.get("app_python"),
+            postinstall_script=data.get("postinstall_script") or layout.POSTINSTALL_SCRIPT,
+        )
+
+
+def write_layer_metadata(layer_dir: Path, meta: LayerMetadata) -> None:
+    write_json(layer_dir / layout.LAYER_METADATA, meta.to_json())
+
+
+def read_layer_metadata(layer_dir: Path) -> LayerMetadata:
+    path = layer_dir / layout.LAYER_METADATA
+    try:
+        data = read_json(path)
+    except OSError as exc:
+        raise BuildError(
+            f"{layer_dir.name}: cannot read {layout.LAYER_METADATA}: {exc.strerror}"
+        ) from exc
+    except ValueError as exc:
+        raise BuildError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BuildError(f"{path}: must hold a JSON object")
+    return LayerMetadata.from_json(data, source=str(path))
+
+
+def _check_py_version(py_version: str) -> None:
+    if not _PY_VERSION.fullmatch(py_version):
+        raise BuildError(f"py_version {py_version!r} must be X.Y.Z")

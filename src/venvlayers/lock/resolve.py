@@ -1,0 +1,138 @@
+"""Run uv on a layer's throwaway project: ``uv lock``, then ``uv export`` as PEP 751.
+
+uv needs an interpreter even for a universal lock; the project's ``requires-python``
+admits the running one, while ``environments`` pin the resolution to the runtime's X.Y.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import tomllib
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from venvlayers._proc import run, tool_message
+from venvlayers.errors import LockError
+from venvlayers.lock.model import LockedWheel
+from venvlayers.lock.pylock import format_upload_time
+from venvlayers.lock.uvproject import UvProject
+
+# uv settings from the environment that only say how to reach things, never what to lock.
+_UV_ENV_KEPT = (
+    "UV_CACHE_DIR",
+    "UV_NO_CACHE",
+    "UV_OFFLINE",
+    "UV_NATIVE_TLS",
+    "UV_SYSTEM_CERTS",
+    "UV_INSECURE_HOST",
+    "UV_HTTP_TIMEOUT",
+    "UV_HTTP_RETRIES",
+    "UV_CONCURRENT_DOWNLOADS",
+    "UV_KEYRING_PROVIDER",
+)
+
+
+@dataclass(frozen=True)
+class ResolvedPackage:
+    """One package of uv's answer, before venvlayers narrows it to the layer."""
+
+    name: str
+    version: str
+    marker: str | None
+    index: str | None
+    wheels: tuple[LockedWheel, ...]
+
+
+def uv_binary() -> str:
+    from uv import find_uv_bin
+
+    return os.fspath(find_uv_bin())
+
+
+def uv_environment() -> dict[str, str]:
+    """The process environment for uv: no user config, no downloads, no stray UV_* input."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("UV_")
+        or key in _UV_ENV_KEPT
+        or (key.startswith("UV_INDEX_") and key.endswith(("_USERNAME", "_PASSWORD")))
+    }
+    env.update({"UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"})
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def resolve(project: UvProject, *, label: str, lock_folder: Path) -> list[ResolvedPackage]:
+    """Lock ``project`` with uv; raise :class:`LockError` quoting uv when it cannot."""
+    with tempfile.TemporaryDirectory(prefix="venvlayers-lock-") as tmp:
+        folder = Path(tmp)
+        project.write(folder)
+        result = _uv_lock(folder)
+        if result.returncode != 0 and project.preferences is not None:
+            # The previous pins are only a preference: never let them be why locking fails.
+            (folder / "uv.lock").unlink()
+            result = _uv_lock(folder)
+        if result.returncode != 0:
+            raise LockError(f"{label}: cannot be locked; uv says:\n{tool_message(result)}")
+        exported = run(
+            [
+                uv_binary(), "export", "--format", "pylock.toml", "--frozen",
+                "--no-emit-project", "--no-header", "--config-file", folder / "uv.toml",
+            ],
+            what=f"{label}: uv export",
+            cwd=folder,
+            env=uv_environment(),
+        )  # fmt: skip
+    data = tomllib.loads(exported.stdout)
+    return [_package(p, lock_folder) for p in data.get("packages", [])]
+
+
+def _uv_lock(folder: Path) -> Any:
+    return run(
+        [
+            uv_binary(), "lock", "--config-file", folder / "uv.toml",
+            "--python", sys.executable, "--color", "never",
+        ],
+        what="uv lock",
+        cwd=folder,
+        env=uv_environment(),
+        check=False,
+    )  # fmt: skip
+
+
+def _package(data: dict[str, Any], lock_folder: Path) -> ResolvedPackage:
+    index = data.get("index")
+    return ResolvedPackage(
+        name=data["name"],
+        version=data["version"],
+        marker=data.get("marker"),
+        # A local folder is no index another machine can use.
+        index=index if isinstance(index, str) and not index.startswith("file:") else None,
+        wheels=tuple(_wheel(w, lock_folder) for w in data.get("wheels", [])),
+    )
+
+
+def _wheel(data: dict[str, Any], lock_folder: Path) -> LockedWheel:
+    url = data.get("url")
+    path = data.get("path")
+    if isinstance(url, str) and url.startswith("file:"):
+        path, url = urllib.parse.unquote(urllib.parse.urlparse(url).path), None
+    if path is not None:
+        # Recorded relative to the lock so the committed file names no machine's folders.
+        path = Path(os.path.relpath(path, lock_folder)).as_posix()
+    location = url or path or ""
+    name = data.get("name") or urllib.parse.unquote(location.rsplit("/", 1)[-1])
+    upload = data.get("upload-time")
+    return LockedWheel(
+        name=name,
+        url=url,
+        path=path,
+        sha256=data["hashes"]["sha256"],
+        size=data.get("size"),
+        upload_time=format_upload_time(upload) if upload is not None else None,
+    )

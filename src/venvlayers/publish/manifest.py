@@ -1,0 +1,125 @@
+"""The per-layer file manifest (``layout.LAYER_MANIFEST``) and the drift check against it.
+
+The archive writers build the manifest while they stream each file (one read per file) and
+add it to the archive as an in-memory member, so the layer folder on disk is never changed
+by publishing. :func:`build_manifest` computes the same document from a folder, and
+:func:`verify_against_manifest` compares a deployed layer with the one it was unpacked from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from venvlayers._fs import sha256_file
+from venvlayers.errors import PublishError
+from venvlayers.publish.scan import EntryKind, LayerEntry, scan_layer
+
+MANIFEST_FORMAT = "venvlayers-manifest"
+MANIFEST_VERSION = 1
+
+
+def file_record(entry: LayerEntry, sha256: str) -> dict[str, Any]:
+    return {
+        "path": entry.path,
+        "type": "file",
+        "size": entry.size,
+        "sha256": sha256,
+        "executable": entry.executable,
+    }
+
+
+def symlink_record(entry: LayerEntry) -> dict[str, Any]:
+    return {"path": entry.path, "type": "symlink", "link": entry.link}
+
+
+def manifest_document(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    return {
+        "format": MANIFEST_FORMAT,
+        "version": MANIFEST_VERSION,
+        "entries": sorted(records, key=lambda record: str(record["path"])),
+    }
+
+
+def manifest_bytes(document: Mapping[str, Any]) -> bytes:
+    """The stable serialisation stored in archives: the same document gives the same bytes."""
+    return (json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def build_manifest(layer_dir: Path) -> dict[str, Any]:
+    """The manifest an archive of ``layer_dir`` carries (publishing rules, files hashed)."""
+    return manifest_document(_records(scan_layer(layer_dir, strict=True)))
+
+
+def _records(entries: Iterable[LayerEntry]) -> Iterator[dict[str, Any]]:
+    for entry in entries:
+        if entry.kind is EntryKind.FILE:
+            yield file_record(entry, sha256_file(entry.source))
+        elif entry.kind is EntryKind.SYMLINK:
+            yield symlink_record(entry)
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How a layer folder differs from its manifest; paths are layer-relative, sorted."""
+
+    changed: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    unexpected: tuple[str, ...] = ()
+
+    @property
+    def clean(self) -> bool:
+        return not (self.changed or self.missing or self.unexpected)
+
+
+def verify_against_manifest(
+    layer_dir: Path, manifest: Mapping[str, Any], *, ignore: Collection[str] = ()
+) -> Drift:
+    """Compare ``layer_dir`` with ``manifest``.
+
+    Byte-code caches, the build-only files and interpreter links (recreated by postinstall.py)
+    are not compared; ``ignore`` names further layer-relative paths the caller's deployment
+    step writes. A file whose size matches is hashed; one whose size differs is not.
+    """
+    expected = {str(record["path"]): record for record in _entries(manifest)}
+    found = {
+        entry.path: entry
+        for entry in scan_layer(layer_dir, strict=False)
+        if entry.kind is not EntryKind.DIRECTORY and entry.path not in ignore
+    }
+    changed = [
+        path
+        for path, record in expected.items()
+        if path in found and not _matches(found[path], record)
+    ]
+    missing = [path for path in expected if path not in found and path not in ignore]
+    unexpected = [path for path in found if path not in expected]
+    return Drift(tuple(sorted(changed)), tuple(sorted(missing)), tuple(sorted(unexpected)))
+
+
+def _entries(manifest: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    if manifest.get("format") != MANIFEST_FORMAT or manifest.get("version") != MANIFEST_VERSION:
+        raise PublishError(
+            f"unsupported layer manifest (format {manifest.get('format')!r}, "
+            f"version {manifest.get('version')!r}); expected {MANIFEST_FORMAT} "
+            f"version {MANIFEST_VERSION}"
+        )
+    entries = manifest.get("entries")
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        raise PublishError("layer manifest: 'entries' must be a list of objects")
+    return entries
+
+
+def _matches(entry: LayerEntry, record: Mapping[str, Any]) -> bool:
+    if record.get("type") == "symlink":
+        return entry.kind is EntryKind.SYMLINK and entry.link == record.get("link")
+    return (
+        entry.kind is EntryKind.FILE
+        and entry.size == record.get("size")
+        and entry.executable == record.get("executable")
+        and sha256_file(entry.source) == record.get("sha256")
+    )
+
