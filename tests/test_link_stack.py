@@ -43,7 +43,7 @@ POSTINSTALL = Path(__file__).parents[1] / "src/venvlayers/_injected/postinstall.
 # install targets, so postinstall.py has to relink every layer from its metadata.
 TARGETS = {
     RUNTIME: RUNTIME,
-    "framework-base": "framework-base",
+    "framework-base": "framework-base@3",
     "framework-fw": "framework-fw@1",
     "framework-other": "framework-other",
     "app-demo": "app-demo@1",
@@ -138,9 +138,9 @@ def _uv(*args: str | Path) -> None:
 
 
 def _compile_library(dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
     source = dest.with_name("basedemo.c")
     source.write_text("int basedemo_answer(void) { return 42; }\n", encoding="utf-8")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     _run(["cc", "-shared", "-fPIC", "-Wl,-soname,libbasedemo.so.1", "-o", dest, source])
     source.unlink()
 
@@ -278,7 +278,7 @@ def test_moved_and_renamed_stack_runs_after_postinstall(build_root: Path, tmp_pa
     target = tmp_path / "deployed here"
     _deploy_copy(build_root, target)
     python = target / RUNTIME / RUNTIME_PYTHON
-    for install_target in [RUNTIME, "framework-base", "framework-fw@1", "framework-other"]:
+    for install_target in [RUNTIME, "framework-base@3", "framework-fw@1", "framework-other"]:
         _run([python, target / install_target / layout.POSTINSTALL_SCRIPT])
     app = target / "app-demo@1"
     _run([python, app / layout.POSTINSTALL_SCRIPT])
@@ -293,14 +293,14 @@ def test_moved_and_renamed_stack_runs_after_postinstall(build_root: Path, tmp_pa
     report = _demo(app)
     path = report["path"]
     assert isinstance(path, list)
-    lower = ["app-demo@1", "framework-fw@1", "framework-base", RUNTIME]
+    lower = ["app-demo@1", "framework-fw@1", "framework-base@3", RUNTIME]
     order = _site_order(path, target, lower)
     assert order == sorted(order)
     assert not [p for p in path if str(build_root) in p]
     assert report["prefix"] == str(app)
     assert report["marker"] == "fw"
     assert report["answer"] == 42
-    assert report["ld_library_path"] == str(target / "framework-base" / layout.DYNLIB_DIR)
+    assert report["ld_library_path"] == str(target / "framework-base@3" / layout.DYNLIB_DIR)
 
     for layer in (target / RUNTIME, target / "framework-fw@1"):
         assert _run([layer / "bin/tinycli"]).strip() == str(layer)

@@ -118,9 +118,9 @@ def test_explicit_source_path_is_the_only_candidate(hosts: dict[str, Path]) -> N
 
 
 def test_explicit_path_errors_are_one_line(hosts: dict[str, Path]) -> None:
-    with pytest.raises(RuntimeProviderError, match="^source_path /no/such/python: no such"):
+    with pytest.raises(RuntimeProviderError, match=r"^source_path /no/such/python: no such"):
         discovery.explicit("/no/such/python")
-    with pytest.raises(RuntimeProviderError, match="no bin/python3.X in that folder$"):
+    with pytest.raises(RuntimeProviderError, match=r"no bin/python3\.X in that folder$"):
         discovery.explicit(str(hosts["home"]))
     broken = failing_command(hosts["home"] / "bin/python3.11")
     with pytest.raises(RuntimeProviderError) as error:
@@ -133,7 +133,10 @@ def test_no_local_interpreter_lists_nothing(hosts: dict[str, Path]) -> None:
     provider = LocalProvider(ProviderContext(None, hosts["home"], lambda _m: None))
     with pytest.raises(RuntimeProviderError) as error:
         provider.find(PythonImplementation("cpython", "3.11"))
-    assert str(error.value) == "cpython@3.11: local interpreters: no match (available: nothing)"
+    assert str(error.value) == (
+        "cpython@3.11: local interpreters: no match (available: nothing; searched"
+        f" pyenv {hosts['pyenv'] / 'versions'}, uv {hosts['uv']}, python3.X on PATH)"
+    )
 
 
 def test_local_provider_offers_no_pypy(hosts: dict[str, Path]) -> None:
@@ -159,3 +162,17 @@ def test_uv_python_dir_asks_uv(hosts: dict[str, Path], monkeypatch: pytest.Monke
     monkeypatch.delenv("UV_PYTHON_INSTALL_DIR")
     monkeypatch.setenv("XDG_DATA_HOME", str(hosts["home"] / "data"))
     assert discovery.uv_python_dir() == hosts["home"] / "data/uv/python"
+
+
+def test_pyenv_shims_on_path_are_not_run(
+    hosts: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_python(hosts["pyenv"] / "versions/3.11.7/bin/python3.11", "3.11.7")
+    marker = hosts["home"] / "shim-ran"
+    shim = hosts["pyenv"] / "shims/python3.11"
+    shim.parent.mkdir()
+    shim.write_text(f"#!/bin/sh\ntouch {marker}\nexit 127\n")
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim.parent}{os.pathsep}{hosts['path']}")
+    assert [(i.version, i.found_by) for i in discovery.discover("3.11")] == [("3.11.7", "pyenv")]
+    assert not marker.exists()

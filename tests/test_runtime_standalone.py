@@ -134,7 +134,7 @@ def test_layouts_install_only_full_and_unknown(tmp_path: Path) -> None:
     odd = tmp_path / "c"
     (odd / "usr" / "bin").mkdir(parents=True)
     with pytest.raises(
-        RuntimeProviderError, match="layout not recognised.*top-level entries: usr$"
+        RuntimeProviderError, match=r"layout not recognised.*top-level entries: usr$"
     ):
         runtime_root_in(odd, origin="c")
 
@@ -222,7 +222,9 @@ def test_checksum_from_a_sha256sums_file(tmp_path: Path) -> None:
 def test_interpreter_must_be_the_version_the_name_promises(tmp_path: Path) -> None:
     archive = make_archive(tmp_path / "archives", "3.11.5")
     renamed = archive.rename(archive.with_name(archive_name("3.11.7")))
-    with pytest.raises(RuntimeProviderError, match="is cpython@3.11.5, but the archive name says"):
+    with pytest.raises(
+        RuntimeProviderError, match=r"is cpython@3\.11\.5, but the archive name says"
+    ):
         prepare_runtime(
             PythonImplementation("cpython", "3.11"),
             source="archive",

@@ -94,7 +94,7 @@ def test_resolve_source_rejects_unknown_values_naming_where(
     monkeypatch.setenv(SOURCE_ENV, "conda")
     with pytest.raises(RuntimeProviderError, match=f"^{SOURCE_ENV}: 'conda' is not a runtime"):
         resolve_source("auto")
-    with pytest.raises(RuntimeProviderError, match="^--runtime-source: 'pbs' is not"):
+    with pytest.raises(RuntimeProviderError, match=r"^--runtime-source: 'pbs' is not"):
         resolve_source("auto", "pbs")
 
 
@@ -115,7 +115,9 @@ class FixedProvider(RuntimeProvider):
     def description(self) -> str:
         return "fixed offers"
 
-    def candidates(self, implementation: str) -> Sequence[RuntimeCandidate]:
+    def candidates(
+        self, implementation: str, feature_version: str | None = None
+    ) -> Sequence[RuntimeCandidate]:
         return [
             RuntimeCandidate("cpython", version, f"/py/{version}", finder, version)
             for version, finder in self._offers

@@ -26,17 +26,18 @@ import os
 import shlex
 import sys
 import tempfile
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 METADATA_PATH = "share/venv/metadata/venvstacks_layer.json"
 LINK_PTH = "_venvlayers_path.pth"
 LINK_MODULE = "_venvlayers_path"
 NO_COMPILE_ENV = "VENVLAYERS_NO_COMPILE"
 
+REQUIRED_FIELDS = ("python", "py_version", "base_python", "site_dir")
+OPTIONAL_TEXT_FIELDS = ("launch_module", "app_python", "postinstall_script")
 # Fields holding one path or a list of paths, relative to the layer folder.
 PATH_FIELDS = ("python", "base_python", "site_dir", "app_python", "postinstall_script")
 PATH_LIST_FIELDS = ("pylib_dirs", "dynlib_dirs")
-REQUIRED_FIELDS = ("python", "py_version", "base_python", "site_dir")
 
 _LINK_MODULE_TEMPLATE = '''\
 """Put the layers beneath this one on sys.path; imported by {pth}.
@@ -88,9 +89,8 @@ while [ -h "$script" ]; do
 done
 bin_dir=$(cd -P -- "$(dirname -- "$script")" && pwd -P) || exit 1
 layer_dir=$(dirname -- "$bin_dir")
-{variable}={value}${{{variable}:+:${variable}}}
-export {variable}
-exec "$bin_dir"/{python} "$@"
+layers_dir=$(dirname -- "$layer_dir")
+{setting}exec "$bin_dir"/{python} "$@"
 """
 
 
@@ -112,26 +112,47 @@ def render_launcher(dynlib_dirs: Sequence[str], python: str, platform: str) -> s
     in the launcher's own folder.
     """
     variable = "DYLD_LIBRARY_PATH" if platform == "darwin" else "LD_LIBRARY_PATH"
-    value = ":".join('"$layer_dir"/' + shlex.quote(path) for path in dynlib_dirs)
-    return _LAUNCHER_TEMPLATE.format(variable=variable, value=value, python=shlex.quote(python))
+    setting = ""
+    if dynlib_dirs:
+        # No empty entry: an empty entry in the loader path means the current folder.
+        value = ":".join(_sh_path(path) for path in dynlib_dirs)
+        setting = (
+            variable + "=" + value + "${" + variable + ":+:$" + variable + "}\n"
+            "export " + variable + "\n"
+        )
+    return _LAUNCHER_TEMPLATE.format(setting=setting, python=shlex.quote(python))
+
+
+def _sh_path(relative: str) -> str:
+    """``relative`` (to the layer folder) as a sh word; sibling layers without a ``..``."""
+    relative = os.path.normpath(relative).replace(os.sep, "/")
+    if relative.startswith("../") and ".." not in relative[3:].split("/"):
+        return '"$layers_dir"/' + shlex.quote(relative[3:])
+    return '"$layer_dir"/' + shlex.quote(relative)
 
 
 def write_text_atomic(path: str, text: str, mode: Optional[int] = None) -> bool:
-    """Write ``text`` through a temporary file and a rename; False when already up to date."""
+    """Write ``text`` through a temporary file and a rename; False when already up to date.
+
+    Like ``venvlayers._fs``, which this file cannot import on a target. Replacing rather
+    than editing also keeps a build folder intact when a layer was hardlinked from it.
+    """
     try:
         with open(path, encoding="utf-8") as stream:
             if stream.read() == text and (mode is None or _mode_of(path) == mode):
                 return False
+        existing_mode: Optional[int] = _mode_of(path)
     except (OSError, UnicodeDecodeError):
-        pass
+        existing_mode = None
+    # mkstemp creates 0600 files, which other users of a deployment could not read.
+    mode = mode or existing_mode or 0o644
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as stream:
             stream.write(text)
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.lexists(tmp):
@@ -164,6 +185,21 @@ def write_launcher(path: str, dynlib_dirs: Sequence[str], python: str, platform:
     return write_text_atomic(path, render_launcher(dynlib_dirs, python, platform), mode=0o755)
 
 
+def metadata_problem(data: Dict[str, Any]) -> Optional[str]:
+    """What is wrong with the metadata's field types, or None (unknown fields are fine)."""
+    for field in REQUIRED_FIELDS:
+        if not isinstance(data.get(field), str) or not data[field]:
+            return "field " + repr(field) + " is missing or empty"
+    for field in OPTIONAL_TEXT_FIELDS:
+        if data.get(field) is not None and not isinstance(data[field], str):
+            return "field " + repr(field) + " must be a string"
+    for field in PATH_LIST_FIELDS:
+        values = data.get(field, [])
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            return "field " + repr(field) + " must be a list of strings"
+    return None
+
+
 def _read_metadata(layer_dir: str) -> Dict[str, Any]:
     path = os.path.join(layer_dir, METADATA_PATH)
     try:
@@ -175,48 +211,25 @@ def _read_metadata(layer_dir: str) -> Dict[str, Any]:
         raise Refusal(METADATA_PATH + " is not valid JSON: " + str(exc)) from exc
     if not isinstance(data, dict):
         raise Refusal(METADATA_PATH + " must hold a JSON object")
-    for field in REQUIRED_FIELDS:
-        if not isinstance(data.get(field), str) or not data[field]:
-            raise Refusal(METADATA_PATH + ": field " + repr(field) + " is missing or empty")
+    problem = metadata_problem(data)
+    if problem:
+        raise Refusal(METADATA_PATH + ": " + problem)
     return data
-
-
-def _checked_paths(data: Dict[str, Any]) -> Dict[str, List[str]]:
-    """Every path field as a list of strings, refusing wrong types."""
-    paths: Dict[str, List[str]] = {}
-    for field in PATH_FIELDS:
-        value = data.get(field)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise Refusal(METADATA_PATH + ": field " + repr(field) + " must be a string")
-        paths[field] = [value]
-    for field in PATH_LIST_FIELDS:
-        values = data.get(field, [])
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise Refusal(METADATA_PATH + ": field " + repr(field) + " must be a list of strings")
-        paths[field] = list(values)
-    return paths
 
 
 def check_paths_stay_inside(layer_dir: str, data: Dict[str, Any]) -> None:
     """Refuse any metadata path that is absolute or leads out of the deployment folder."""
     deployment = os.path.dirname(layer_dir)
-    for field, values in _checked_paths(data).items():
-        for value in values:
-            target = os.path.normpath(os.path.join(layer_dir, value))
-            inside = os.path.commonpath([deployment, target]) == deployment
-            if os.path.isabs(value) or not inside or target == deployment:
-                raise Refusal(
-                    "refusing field "
-                    + repr(field)
-                    + " = "
-                    + repr(value)
-                    + " in "
-                    + METADATA_PATH
-                    + ": it must be a relative path inside the deployment folder "
-                    + deployment
-                )
+    paths = [(f, data[f]) for f in PATH_FIELDS if data.get(f) is not None]
+    paths.extend((f, value) for f in PATH_LIST_FIELDS for value in data.get(f, []))
+    for field, value in paths:
+        target = os.path.normpath(os.path.join(layer_dir, value))
+        inside = os.path.commonpath([deployment, target]) == deployment
+        if os.path.isabs(value) or not inside or target == deployment:
+            raise Refusal(
+                "refusing field " + repr(field) + " = " + repr(value) + " in " + METADATA_PATH
+                + ": it must be a relative path inside the deployment folder " + deployment
+            )  # fmt: skip
 
 
 def write_pyvenv_cfg(layer_dir: str, home: str, py_version: str) -> None:

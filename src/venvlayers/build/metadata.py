@@ -14,12 +14,10 @@ from typing import Any
 
 from venvlayers import layout
 from venvlayers._fs import read_json, write_json
+from venvlayers._injected import postinstall
 from venvlayers.errors import BuildError
 
 _PY_VERSION = re.compile(r"\d+\.\d+\.\d+")
-_REQUIRED = ("python", "py_version", "base_python", "site_dir")
-_OPTIONAL_TEXT = ("launch_module", "app_python", "postinstall_script")
-_PATH_LISTS = ("pylib_dirs", "dynlib_dirs")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,16 +101,9 @@ class LayerMetadata:
         cls, data: Mapping[str, Any], *, source: str = layout.LAYER_METADATA
     ) -> LayerMetadata:
         """Parse the JSON object; unknown fields are ignored, wrong ones name the field."""
-        for name in _REQUIRED:
-            if not isinstance(data.get(name), str) or not data[name]:
-                raise BuildError(f"{source}: field {name!r} is missing or not a string")
-        for name in _OPTIONAL_TEXT:
-            if data.get(name) is not None and not isinstance(data[name], str):
-                raise BuildError(f"{source}: field {name!r} must be a string")
-        for name in _PATH_LISTS:
-            value = data.get(name, [])
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise BuildError(f"{source}: field {name!r} must be a list of strings")
+        problem = postinstall.metadata_problem(dict(data))
+        if problem:
+            raise BuildError(f"{source}: {problem}")
         return cls(
             python=data["python"],
             py_version=data["py_version"],

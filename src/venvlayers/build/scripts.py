@@ -33,12 +33,17 @@ def relocatable_header(python_name: str, args: tuple[str, ...] = ()) -> bytes:
     """The sh header running ``python_name`` from the script's own (link-resolved) folder."""
     extra = "".join(f" {shlex.quote(arg)}" for arg in args)
     line = (
-        f"""'''exec' "$(dirname -- "$(realpath -- "$0")")"/{shlex.quote(python_name)}"""
+        f"""'''exec' "$(dirname -- "$(realpath -- "$0")")"/{_single_quoted(python_name)}"""
         f'''{extra} "$0" "$@"'''
     )
     return (
         b"\n".join([_SH_SHEBANG, line.encode("utf-8", "surrogateescape"), _SH_HEADER_END]) + b"\n"
     )
+
+
+def _single_quoted(word: str) -> str:
+    """``word`` in single quotes, always, as uv writes the interpreter's name."""
+    return "'" + word.replace("'", "'\"'\"'") + "'"
 
 
 def make_scripts_relocatable(layer_dir: Path, *, python: str | None = None) -> list[str]:

@@ -20,7 +20,7 @@ import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import zstandard
 
@@ -119,20 +119,30 @@ def _strip_top(top: str) -> Callable[[tarfile.TarInfo, str], tarfile.TarInfo | N
     return strip
 
 
+_TarMode = Literal["r|", "r|gz", "r|xz"]
+
+
 class TarFormat(ArchiveFormat):
-    """A tar stream, read front to back (never seeking), behind a decompressor."""
+    """A tar stream, read front to back (never seeking).
+
+    tarfile decompresses gz and xz itself (``mode``); other codecs come as ``decompressor``.
+    """
 
     def __init__(
-        self, suffix: str, opener: Callable[[IO[bytes]], contextlib.AbstractContextManager[Any]]
+        self,
+        suffix: str,
+        mode: _TarMode,
+        decompressor: Callable[[IO[bytes]], contextlib.AbstractContextManager[IO[bytes]]],
     ) -> None:
         self.suffix = suffix
-        self._decompressed = opener
+        self._mode: _TarMode = mode
+        self._decompressed = decompressor
 
     @contextlib.contextmanager
     def _open(self, raw: IO[bytes]) -> Iterator[tarfile.TarFile]:
         with (
             self._decompressed(raw) as stream,
-            tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK) as tar,
+            tarfile.open(fileobj=stream, mode=self._mode, bufsize=_CHUNK) as tar,
         ):
             yield tar
 
@@ -167,17 +177,6 @@ def _zstd(raw: IO[bytes]) -> Iterator[IO[bytes]]:
 @contextlib.contextmanager
 def _passthrough(raw: IO[bytes]) -> Iterator[IO[bytes]]:
     yield raw
-
-
-class _SelfDecompressingTar(TarFormat):
-    def __init__(self, suffix: str, mode: str) -> None:
-        super().__init__(suffix, _passthrough)
-        self._mode = mode
-
-    @contextlib.contextmanager
-    def _open(self, raw: IO[bytes]) -> Iterator[tarfile.TarFile]:
-        with tarfile.open(fileobj=raw, mode=self._mode, bufsize=_CHUNK) as tar:
-            yield tar
 
 
 def _zip_kind(info: zipfile.ZipInfo) -> MemberKind:
@@ -226,7 +225,9 @@ class ZipFormat(ArchiveFormat):
             raise ArchiveRefused(f"cannot be unpacked ({exc})") from None
         return digest
 
-    def _extract_one(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, top: str) -> None:
+    def _extract_one(
+        self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, top: str
+    ) -> None:
         relative = layer_relative(info.filename, top)
         if not relative:
             return
@@ -248,9 +249,9 @@ class ZipFormat(ArchiveFormat):
 FORMATS: dict[str, ArchiveFormat] = {
     fmt.suffix: fmt
     for fmt in (
-        TarFormat(".tar.zst", _zstd),
-        _SelfDecompressingTar(".tar.xz", "r|xz"),
-        _SelfDecompressingTar(".tar.gz", "r|gz"),
+        TarFormat(".tar.zst", "r|", _zstd),
+        TarFormat(".tar.xz", "r|xz", _passthrough),
+        TarFormat(".tar.gz", "r|gz", _passthrough),
         ZipFormat(),
     )
 }

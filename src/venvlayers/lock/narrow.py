@@ -125,13 +125,14 @@ def lower_constraints(lower_locks: Sequence[LayerLock]) -> list[str]:
 
 
 def missing_wheels_message(
-    label: str, missing: Sequence[MissingWheel], platforms: Sequence[str]
+    label: str, missing: Sequence[MissingWheel], platforms: Sequence[str], *, accepted: bool = False
 ) -> str:
     """What is missing where, and the ``platforms`` list that every package supports."""
     where: dict[str, list[str]] = {}
     for item in missing:
         where.setdefault(item.pin, []).append(item.platform)
     lacking = {item.platform for item in missing}
+    remedy = "" if accepted else ", or lock with --allow-missing"
     working = [p for p in platforms if p not in lacking]
     lines = [f"{label}: no wheel for these packages on these platforms (sdists are never built):"]
     lines.extend(f"  {pin}: {', '.join(where[pin])}" for pin in sorted(where))
@@ -139,11 +140,11 @@ def missing_wheels_message(
         listed = ", ".join(f'"{p}"' for p in working)
         lines.append(
             f"  every package has wheels for: platforms = [{listed}] (set that for this layer),"
-            " or pin versions that have wheels, or lock with --allow-missing"
+            f" or pin versions that have wheels{remedy}"
         )
     else:
         lines.append(
-            "  no target platform has wheels for every package: pin versions that have wheels,"
-            " or lock with --allow-missing"
+            "  no target platform has wheels for every package: pin versions that have wheels"
+            f"{remedy}"
         )
     return "\n".join(lines)

@@ -7,6 +7,7 @@ admits the running one, while ``environments`` pin the resolution to the runtime
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 import tomllib
@@ -34,6 +35,18 @@ _UV_ENV_KEPT = (
     "UV_CONCURRENT_DOWNLOADS",
     "UV_KEYRING_PROVIDER",
 )
+
+
+class UvLockFailed(LockError):
+    """uv found no solution; the message quotes uv's explanation."""
+
+    def __init__(self, message: str, *, about_wheels: bool) -> None:
+        super().__init__(message)
+        # uv could not find wheels for some environment (rather than a version conflict).
+        self.about_wheels = about_wheels
+
+
+_WHEEL_FAILURES = ("no usable wheels", "-compatible wheels", "Wheels are required for")
 
 
 @dataclass(frozen=True)
@@ -78,7 +91,11 @@ def resolve(project: UvProject, *, label: str, lock_folder: Path) -> list[Resolv
             (folder / "uv.lock").unlink()
             result = _uv_lock(folder)
         if result.returncode != 0:
-            raise LockError(f"{label}: cannot be locked; uv says:\n{tool_message(result)}")
+            explanation = _explanation(result)
+            raise UvLockFailed(
+                f"{label}: cannot be locked; uv says:\n{explanation}",
+                about_wheels=any(sign in explanation for sign in _WHEEL_FAILURES),
+            )
         exported = run(
             [
                 uv_binary(), "export", "--format", "pylock.toml", "--frozen",
@@ -92,7 +109,7 @@ def resolve(project: UvProject, *, label: str, lock_folder: Path) -> list[Resolv
     return [_package(p, lock_folder) for p in data.get("packages", [])]
 
 
-def _uv_lock(folder: Path) -> Any:
+def _uv_lock(folder: Path) -> subprocess.CompletedProcess[str]:
     return run(
         [
             uv_binary(), "lock", "--config-file", folder / "uv.toml",
@@ -103,6 +120,18 @@ def _uv_lock(folder: Path) -> Any:
         env=uv_environment(),
         check=False,
     )  # fmt: skip
+
+
+def _explanation(result: subprocess.CompletedProcess[str]) -> str:
+    """uv's message without its interpreter line and hints about uv's own project settings
+    (venvlayers sets the environments from the layer's platforms)."""
+    lines = tool_message(result).splitlines()
+    kept = [
+        line
+        for line in lines
+        if not line.strip().startswith("Using ") and "tool.uv.environments" not in line
+    ]
+    return "\n".join(kept)
 
 
 def _package(data: dict[str, Any], lock_folder: Path) -> ResolvedPackage:

@@ -8,17 +8,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from venvlayers._fs import write_text_if_changed
 from venvlayers.errors import LockError
-from venvlayers.lock.files import LockMeta, lock_files, write_meta
+from venvlayers.lock.files import LockMeta, lock_files, write_if_changed, write_meta
 from venvlayers.lock.inputs import exclude_newer, exclude_newer_time, format_time, hash_bytes
+from venvlayers.lock.layer_resolve import ResolveRequest, resolve_layer
 from venvlayers.lock.model import LayerLock, LockedPackage, LockResult
-from venvlayers.lock.narrow import LayerTarget, lower_constraints, missing_wheels_message, narrow
+from venvlayers.lock.narrow import LayerTarget
 from venvlayers.lock.pylock import LockDocument, parse, render
-from venvlayers.lock.resolve import resolve
 from venvlayers.lock.status import LayerCheck, StatusChecker, layer_lock
 from venvlayers.lock.summary import render_summary
-from venvlayers.lock.uvproject import make_project
 from venvlayers.spec.model import LayerSpec, StackSpec
 
 Report = Callable[[str], None]
@@ -97,22 +95,18 @@ def _lock_layer(
         linux_target=layer.linux_target,
         macosx_target=layer.macosx_target,
     )
-    project = make_project(
-        stack,
-        layer,
-        check.inputs.requirements,
-        lower_constraints(lowers),
+    request = ResolveRequest(
+        stack=stack,
+        layer=layer,
+        requirements=check.inputs.requirements,
+        target=target,
+        lowers=lowers,
         preferences=() if reset else _previous_packages(check),
+        lock_folder=files.folder,
         local_wheels=options.local_wheels,
         no_index=options.no_index,
     )
-    resolved = resolve(project, label=layer.label, lock_folder=files.folder)
-    packages, missing = narrow(resolved, target, lowers)
-    if missing:
-        message = missing_wheels_message(layer.label, missing, layer.platforms)
-        if not options.allow_missing:
-            raise LockError(message)
-        options.report(f"warning: {message}")
+    packages = resolve_layer(request, allow_missing=options.allow_missing, report=options.report)
     doc = LockDocument(
         build_name=layer.build_name,
         implementation=runtime.implementation,
@@ -125,12 +119,12 @@ def _lock_layer(
     text = render(doc)
     meta = _new_meta(stack, layer, check, text)
     # The metadata goes last: until it is written, the new lock reads as invalid.
-    wrote = write_text_if_changed(files.lock_path, text)
+    wrote = write_if_changed(files.lock_path, text)
     summary = render_summary(
         layer.build_name, f"{runtime.implementation} {runtime.feature_version}",
         layer.platforms, packages,
     )  # fmt: skip
-    wrote = write_text_if_changed(files.summary_path, summary) or wrote
+    wrote = write_if_changed(files.summary_path, summary) or wrote
     wrote = write_meta(files.meta_path, meta) or wrote
     options.report(f"{layer.build_name}: {'lock updated' if wrote else 'lock unchanged'}")
     result = LockResult(

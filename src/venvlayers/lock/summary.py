@@ -20,6 +20,8 @@ def render_summary(
         "",
         *(_line(p) for p in own),
     ]
+    if not own:
+        lines.append("# (no packages of its own)")
     if inherited:
         lines += ["", "# Inherited from lower layers (installed there, not here):"]
         lines += [f"{_line(p)}  # from {p.provided_by}" for p in inherited]

@@ -40,6 +40,7 @@ _OWN_KEYS = (
     "no-build",
 )
 PROJECT_NAME = "venvlayers-layer-lock"
+_DEFAULT_INDEX = "https://pypi.org/simple"
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,15 @@ def make_project(
     preferences: Sequence[LockedPackage] = (),
     local_wheels: Path | None = None,
     no_index: bool = False,
+    wheels_only: bool = True,
+    platforms: Sequence[str] | None = None,
 ) -> UvProject:
+    """The project that locks ``layer``.
+
+    ``wheels_only=False`` lets uv read an sdist's metadata (building it if it must):
+    used only to accept or diagnose packages that lack wheels for some platforms.
+    ``platforms`` narrows the environments (default: the layer's platforms).
+    """
     python = stack.runtime_of(layer).python_implementation
     uv_config = _absolute_paths(dict(stack.uv_config), _config_dir(stack))
     requires_python = f">={_lowest(python.feature_version, _running_python())}"
@@ -73,7 +82,7 @@ def make_project(
         "package": False,
         "environments": [
             uv_environment(p, python.implementation, python.feature_version)
-            for p in layer.platforms
+            for p in (layer.platforms if platforms is None else platforms)
         ],
     }
     spec_constraints = list(uv_config.get("constraint-dependencies", []))
@@ -100,21 +109,26 @@ def make_project(
     }
     return UvProject(
         pyproject=pyproject,
-        config=_settings(stack, uv_config, local_wheels, no_index),
+        config=_settings(stack, uv_config, local_wheels, no_index, wheels_only),
         preferences=_preferences_lock(preferences, requires_python),
     )
 
 
 def _settings(
-    stack: StackSpec, uv_config: Mapping[str, Any], local_wheels: Path | None, no_index: bool
+    stack: StackSpec,
+    uv_config: Mapping[str, Any],
+    local_wheels: Path | None,
+    no_index: bool,
+    wheels_only: bool,
 ) -> dict[str, Any]:
     config = {
         key: value
         for key, value in uv_config.items()
         if key not in _PROJECT_KEYS and key not in _OWN_KEYS
     }
-    # Wheels only: an sdist is never built, so no build can run code at lock time.
-    config["no-build"] = True
+    # Wheels only: uv then picks versions with a wheel for every environment, and no
+    # sdist build runs code at lock time.
+    config["no-build"] = wheels_only
     newer = exclude_newer(stack)
     if newer is not None:
         config["exclude-newer"] = newer
@@ -130,14 +144,15 @@ def _preferences_lock(packages: Sequence[LockedPackage], requires_python: str) -
     seen = set()
     for package in packages:
         key = (package.name, package.version)
-        if package.index is None or key in seen:
+        if key in seen:
             continue
         seen.add(key)
         entries.append(
             {
                 "name": package.name,
                 "version": package.version,
-                "source": {"registry": package.index},
+                # uv prefers a pinned version whatever the source it names.
+                "source": {"registry": package.index or _DEFAULT_INDEX},
             }
         )
     if not entries:

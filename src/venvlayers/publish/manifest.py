@@ -122,4 +122,3 @@ def _matches(entry: LayerEntry, record: Mapping[str, Any]) -> bool:
         and entry.executable == record.get("executable")
         and sha256_file(entry.source) == record.get("sha256")
     )
-

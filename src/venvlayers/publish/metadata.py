@@ -123,7 +123,9 @@ def write_stack_metadata(output_dir: Path, layers: Iterable[LayerPublication]) -
     """Write every layer's file, then the stack index last (it names only finished files)."""
     published = list(layers)
     for layer in published:
-        write_json(output_dir / LAYER_METADATA_DIR / f"{layer.install_target}.json", layer.to_json())
+        write_json(
+            output_dir / LAYER_METADATA_DIR / f"{layer.install_target}.json", layer.to_json()
+        )
     write_json(output_dir / STACK_METADATA, stack_index(published))
 
 

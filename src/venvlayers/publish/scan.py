@@ -44,12 +44,6 @@ class LayerEntry:
     # For symlinks: the stored target, always relative and always inside the layer.
     link: str = ""
 
-    @property
-    def mode(self) -> int:
-        if self.kind is EntryKind.SYMLINK:
-            return 0o777
-        return EXECUTABLE_MODE if self.executable or self.kind is EntryKind.DIRECTORY else REGULAR_MODE
-
 
 def is_cache(name: str) -> bool:
     """Byte-code caches: rebuilt by postinstall.py on the target, never published."""
@@ -89,7 +83,9 @@ def _root_spellings(layer_dir: Path) -> tuple[str, ...]:
     return (spelled,) if spelled == real else (spelled, real)
 
 
-def _walk(folder: Path, prefix: str, roots: tuple[str, ...], *, strict: bool) -> Iterator[LayerEntry]:
+def _walk(
+    folder: Path, prefix: str, roots: tuple[str, ...], *, strict: bool
+) -> Iterator[LayerEntry]:
     try:
         with os.scandir(folder) as listing:
             children = sorted(listing, key=lambda child: child.name)
@@ -179,6 +175,5 @@ def _relative_link(link_dir: str, inside: str) -> str:
 
 
 def _within(resolved: str) -> bool:
-    return resolved != os.pardir and not resolved.startswith(os.pardir + os.sep) and not (
-        os.path.isabs(resolved)
-    )
+    escapes = resolved == os.pardir or resolved.startswith(os.pardir + os.sep)
+    return not escapes and not os.path.isabs(resolved)

@@ -114,9 +114,7 @@ def publish_stack(
         inputs = {"content": record.input_hash, "tool_version": __version__, "format": options.fmt}
         previous = _previous(options.output_dir, pub.install_target)
         prev_inputs = _read_inputs(options.output_dir, pub.install_target)
-        unchanged = prev_inputs is not None and {
-            k: prev_inputs.get(k) for k in inputs
-        } == inputs
+        unchanged = prev_inputs is not None and {k: prev_inputs.get(k) for k in inputs} == inputs
         if previous and previous.archive and unchanged and not options.force:
             if (options.output_dir / previous.archive.archive_name).is_file():
                 final[layer.build_name] = pub.with_archive(previous.archive)
@@ -152,7 +150,9 @@ def publish_stack(
         return PublishResult(tuple(final.values()), (), tuple(reused), tuple(plan))
     for pub, _, _, _ in requests:
         report(f"{pub.install_target}: writing archive")
-    results = write_layer_archives([r for _, r, _, _ in requests], jobs=options.jobs, progress=progress)
+    results = write_layer_archives(
+        [r for _, r, _, _ in requests], jobs=options.jobs, progress=progress
+    )
     for (pub, _, name, archive_build), result in zip(requests, results, strict=True):
         layer_name = pub.layer_name
         final[layer_name] = pub.with_archive(
@@ -171,7 +171,9 @@ def publish_stack(
         )
     ordered = [final[layer.build_name] for layer, _ in layers]
     write_stack_metadata(options.output_dir, _merge_existing(options.output_dir, ordered))
-    return PublishResult(tuple(ordered), tuple(p.install_target for p, _, _, _ in requests), tuple(reused))
+    return PublishResult(
+        tuple(ordered), tuple(p.install_target for p, _, _, _ in requests), tuple(reused)
+    )
 
 
 def _previous(output_dir: Path, install_target: str) -> LayerPublication | None:

@@ -57,16 +57,26 @@ class RuntimeProvider(abc.ABC):
         """How messages name this source, e.g. ``local interpreters`` or ``mirror /srv/pbs``."""
 
     @abc.abstractmethod
-    def candidates(self, implementation: str) -> Sequence[RuntimeCandidate]:
-        """Everything this source offers for ``implementation``, in order of preference."""
+    def candidates(
+        self, implementation: str, feature_version: str | None = None
+    ) -> Sequence[RuntimeCandidate]:
+        """What this source offers for ``implementation``, in order of preference.
+
+        ``feature_version`` (``X.Y``) lets a source skip work for other versions; it may
+        still return them. Without it, everything is listed (for error messages).
+        """
 
     @abc.abstractmethod
     def materialize(self, candidate: RuntimeCandidate, dest: Path) -> None:
         """Fill the empty folder ``dest`` with a complete relocatable runtime."""
 
+    def searched(self) -> str:
+        """Where the source looked, for the error when it found nothing at all."""
+        return ""
+
     def find(self, request: PythonImplementation) -> RuntimeCandidate:
         """The newest offer matching ``request``; :class:`NoMatchingVersion` lists the offers."""
-        offers = self.candidates(request.implementation)
+        offers = self.candidates(request.implementation, request.feature_version)
         best = newest(
             request,
             offers,
@@ -74,8 +84,11 @@ class RuntimeProvider(abc.ABC):
             version_of=lambda c: c.version,
         )
         if best is None:
+            offers = self.candidates(request.implementation)
+            where = self.searched() if not offers else ""
             raise NoMatchingVersion(
-                f"{request}: {self.description}: no match (available: {self.offers_text(offers)})"
+                f"{request}: {self.description}: no match (available: {self.offers_text(offers)}"
+                + (f"; searched {where})" if where else ")")
             )
         return best
 

@@ -35,7 +35,9 @@ class ArchiveProvider(RuntimeProvider):
     def description(self) -> str:
         return f"archive {self.context.source_path}"
 
-    def candidates(self, implementation: str) -> Sequence[RuntimeCandidate]:
+    def candidates(
+        self, implementation: str, feature_version: str | None = None
+    ) -> Sequence[RuntimeCandidate]:
         archive = self.archive
         if not archive.is_file():
             raise RuntimeProviderError(f"runtime archive {archive} does not exist")

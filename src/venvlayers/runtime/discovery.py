@@ -23,6 +23,7 @@ _UV_VERSION = re.compile(r"^cpython-(\d+)\.(\d+)\.(\d+)-[^+]+$")
 _PATH_NAME = re.compile(r"^python3\.(\d+)$")
 # Distribution Pythons spread over /usr and rely on distro patches (and often lack venv).
 _SYSTEM_PREFIXES = ("/usr", "/")
+_SYSTEM_BIN_DIRS = ("/usr/bin", "/bin")
 
 
 @dataclass(frozen=True)
@@ -77,22 +78,31 @@ def from_versions_folder(
             yield LocalInterpreter(f"{major}.{minor}.{micro}", python, found_by)
 
 
-def from_path(feature_version: str | None) -> Iterator[LocalInterpreter]:
+def from_path(
+    feature_version: str | None, *, skip: Path | None = None
+) -> Iterator[LocalInterpreter]:
     """``python3.X`` commands on PATH; each is run to learn its exact version.
 
-    pyenv shims of inactive versions fail when run: they are skipped, which is why the pyenv
-    finder reads pyenv's versions folder instead of trusting PATH.
+    pyenv shims of inactive versions fail when run, which is why the pyenv finder reads
+    pyenv's versions folder instead; the shims folder (``skip``) is not run at all, since
+    everything a shim can reach is already in that versions folder.
     """
+    probed: set[str] = set()
     seen: set[str] = set()
+    skipped = os.path.realpath(skip) if skip is not None else None
     for folder in os.environ.get("PATH", "").split(os.pathsep):
-        if not folder or not os.path.isdir(folder):
+        if not folder or not os.path.isdir(folder) or os.path.realpath(folder) == skipped:
             continue
         for name in sorted(os.listdir(folder)):
             match = _PATH_NAME.match(name)
             if not match or (feature_version and f"3.{match[1]}" != feature_version):
                 continue
             command = Path(folder) / name
-            if not os.access(command, os.X_OK):
+            real_command = os.path.realpath(command)
+            if real_command in probed or not os.access(command, os.X_OK):
+                continue
+            probed.add(real_command)
+            if os.path.dirname(real_command) in _SYSTEM_BIN_DIRS:
                 continue
             try:
                 facts = probe(command, what=f"PATH {name}")
@@ -116,13 +126,14 @@ def discover(feature_version: str | None = None) -> list[LocalInterpreter]:
     """
     found: list[LocalInterpreter] = []
     seen: set[str] = set()
+    pyenv = pyenv_root()
     sources: list[Iterator[LocalInterpreter]] = [
-        from_versions_folder(pyenv_root() / "versions", _PYENV_VERSION, "pyenv"),
+        from_versions_folder(pyenv / "versions", _PYENV_VERSION, "pyenv"),
     ]
     uv_dir = uv_python_dir()
     if uv_dir is not None:
         sources.append(from_versions_folder(uv_dir, _UV_VERSION, "uv"))
-    sources.append(from_path(feature_version))
+    sources.append(from_path(feature_version, skip=pyenv / "shims"))
     for source in sources:
         for interpreter in source:
             if feature_version and not interpreter.version.startswith(f"{feature_version}."):

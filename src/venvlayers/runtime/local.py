@@ -32,13 +32,15 @@ class LocalProvider(RuntimeProvider):
             return f"local interpreter {self.context.source_path}"
         return "local interpreters"
 
-    def candidates(self, implementation: str) -> Sequence[RuntimeCandidate]:
+    def candidates(
+        self, implementation: str, feature_version: str | None = None
+    ) -> Sequence[RuntimeCandidate]:
         if implementation != "cpython":
             return []
         if self.context.source_path:
             found = [discovery.explicit(self.context.source_path)]
         else:
-            found = discovery.discover()
+            found = discovery.discover(feature_version)
         return [
             RuntimeCandidate(
                 implementation="cpython",
@@ -49,6 +51,15 @@ class LocalProvider(RuntimeProvider):
             )
             for interpreter in found
         ]
+
+    def searched(self) -> str:
+        if self.context.source_path:
+            return ""
+        uv_dir = discovery.uv_python_dir()
+        places = [f"pyenv {discovery.pyenv_root() / 'versions'}"]
+        if uv_dir is not None:
+            places.append(f"uv {uv_dir}")
+        return ", ".join([*places, "python3.X on PATH"])
 
     def materialize(self, candidate: RuntimeCandidate, dest: Path) -> None:
         relocate(Path(candidate.origin), dest, report=self.context.report)
@@ -74,18 +85,18 @@ def relocate(python: Path, dest: Path, *, report: Report = lambda _m: None) -> I
             f" {len(stats.third_party_scripts)} third-party scripts of {prefix}"
         )
     for note in fix_symlinks(dest, old_prefixes):
-        report(f"symlink {note}")
+        report(f"relocating {prefix}: symlink {note}")
 
     feature = ".".join(facts.version.split(".")[:2])
     interpreter = dest / "bin" / f"python{feature}"
     binaries = linked_binaries(dest)
     strip_note = strip_binaries(binaries)
     if strip_note is not None:
-        report(strip_note)
+        report(f"relocating {prefix}: {strip_note}")
     relocate_runpaths(dest, binaries, old_prefixes, interpreter)
     for rewrite in rewrite_tree(dest, old_prefixes):
         if rewrite.how.startswith("prefix replaced by"):
-            report(f"{rewrite.path}: {rewrite.how}")
+            report(f"relocating {prefix}: {rewrite.path}: {rewrite.how}")
     check_relocated(interpreter, dest, facts)
     report(f"relocated {prefix} ({tree_size(dest) / 1e6:.1f} MB copied)")
     return facts

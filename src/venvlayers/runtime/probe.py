@@ -53,7 +53,8 @@ def clean_env() -> dict[str, str]:
 def probe(python: Path, *, what: str) -> InterpreterFacts:
     """Run ``python`` and return what it says about itself; a failure is a one-line error."""
     try:
-        result = run([python, "-I", "-S", "-c", _PROBE], what=what, env=clean_env())
+        # -B: probing a prepared runtime must not leave bytecode caches in it.
+        result = run([python, "-I", "-S", "-B", "-c", _PROBE], what=what, env=clean_env())
         data = json.loads(result.stdout.strip().splitlines()[-1])
         return InterpreterFacts(**data)
     except ToolError as exc:

@@ -110,7 +110,9 @@ class StandaloneProvider(RuntimeProvider):
             return f"mirror {self.mirror}"
         return "python-build-standalone releases"
 
-    def candidates(self, implementation: str) -> Sequence[RuntimeCandidate]:
+    def candidates(
+        self, implementation: str, feature_version: str | None = None
+    ) -> Sequence[RuntimeCandidate]:
         if self.mirror_folder is not None:
             entries = self._folder_entries()
             found_by = "archive folder"

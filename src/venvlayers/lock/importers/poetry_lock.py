@@ -24,13 +24,20 @@ def read(path: Path) -> list[str]:
         source = package.get("source", {}).get("type")
         if source not in _INSTALLABLE_SOURCES:
             fail(path, f"{name}: {source} sources cannot be locked from an index (use a wheel)")
-        markers = package.get("markers")
-        pins.append(pin(name, version, markers if isinstance(markers, str) else None))
+        pins.append(pin(name, version, _main_markers(package.get("markers"))))
     return pins
 
 
+def _main_markers(markers: Any) -> str | None:
+    """Poetry 2 gives one marker string, or a table of them by group."""
+    if isinstance(markers, dict):
+        markers = markers.get("main")
+    return markers if isinstance(markers, str) else None
+
+
 def _is_main(package: Any) -> bool:
-    """Poetry 2 lists ``groups``; older files give a ``category``."""
+    """Poetry 2 lists ``groups``; Poetry 1.0-1.4 gave a ``category``; files in between
+    record neither, and then every package counts."""
     if not isinstance(package, dict) or package.get("optional", False):
         return False
     if "groups" in package:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 from venvlayers.lock.importers._common import fail
@@ -31,7 +30,7 @@ def _read(path: Path, seen: tuple[Path, ...]) -> list[str]:
                 f"line {number}: option {option} is not supported here"
                 " (indexes and sources belong in [tool.uv] of the stack specification)",
             )
-        words = [w for w in shlex.split(line, posix=True) if not w.startswith(_IGNORED_OPTIONS)]
+        words = [w for w in line.split() if not w.startswith(_IGNORED_OPTIONS)]
         requirements.append(" ".join(words))
     return requirements
 

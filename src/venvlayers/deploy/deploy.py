@@ -1,0 +1,176 @@
+"""Deploy apps from a published output folder: check, unpack, make ready, move into place.
+
+Order of work, chosen so that a refusal changes nothing and a kill changes nothing in use:
+
+1. every archive that needs unpacking is checked (size, sha256, every member) first;
+2. each layer, runtime first, is unpacked into a hidden sibling of its final folder, so the
+   relative paths in its metadata (``../cpython@3.11/bin/python3.11``) already resolve;
+   its postinstall.py runs there, then the folder moves into place;
+3. the deployment record is written last.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from venvlayers._proc import run
+from venvlayers.deploy import _faults
+from venvlayers.deploy.dirlock import target_lock
+from venvlayers.deploy.extract import ArchiveRefused, extract_archive, inspect_archive
+from venvlayers.deploy.layermeta import DeployedLayerMeta, resolve_inside
+from venvlayers.deploy.places import move_into_place, new_partial, recover_leftovers
+from venvlayers.deploy.plan import DeployPlan, archive_of, plan_deploy
+from venvlayers.deploy.record import (
+    DeployedApp,
+    DeployedLayer,
+    DeploymentRecord,
+    load_record,
+    save_record,
+)
+from venvlayers.errors import DeployError, ToolError
+from venvlayers.publish.metadata import LayerPublication
+
+# Settings of the calling environment that would make the runtime's python look elsewhere.
+_FOREIGN_PYTHON_ENV = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "VIRTUAL_ENV")
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    deployed: tuple[str, ...]  # install targets newly unpacked
+    skipped: tuple[str, ...]  # install targets already in place with the same archive
+    apps: tuple[str, ...]  # install targets of the apps deployed
+
+
+def deploy(
+    source: Path,
+    target: Path,
+    *,
+    apps: Sequence[str] = (),
+    report: Callable[[str], None] = lambda _m: None,
+) -> DeployResult:
+    """Deploy the apps named (all by default) from the published output ``source``."""
+    plan = plan_deploy(source, apps)
+    target = Path(os.path.abspath(target))
+    checked: set[str] = set()
+    # Check before taking the lock, so a refused deploy leaves no trace in ``target``;
+    # under the lock, anything a concurrent deploy or gc changed meanwhile is checked too.
+    _check_archives(plan, _pending(plan, target, load_record(target)), checked, target, report)
+    with target_lock(target, report):
+        recover_leftovers(target, report)
+        record = load_record(target)
+        pending = _pending(plan, target, record)
+        _check_archives(plan, pending, checked, target, report)
+        for layer in pending:
+            _deploy_layer(plan, layer, target, report)
+        _faults.die_if_requested("record")
+        record = record.with_layers(_deployed_layer(layer) for layer in pending)
+        record = record.with_apps(
+            DeployedApp(app.layer_name, app.install_target, plan.app_layers(app))
+            for app in plan.apps
+        )
+        save_record(target, record)
+    deployed = {layer.install_target for layer in pending}
+    return DeployResult(
+        deployed=tuple(la.install_target for la in plan.layers if la.install_target in deployed),
+        skipped=tuple(la.install_target for la in plan.layers if la.install_target not in deployed),
+        apps=tuple(app.install_target for app in plan.apps),
+    )
+
+
+def _pending(plan: DeployPlan, target: Path, record: DeploymentRecord) -> list[LayerPublication]:
+    """Layers not already in place from the same archive."""
+
+    def in_place(layer: LayerPublication) -> bool:
+        known = record.layers.get(layer.install_target)
+        sha256 = archive_of(layer).archive_hashes["sha256"]
+        return (
+            known is not None
+            and known.sha256 == sha256
+            and (target / layer.install_target).is_dir()
+        )
+
+    return [layer for layer in plan.layers if not in_place(layer)]
+
+
+def _check_archives(
+    plan: DeployPlan,
+    layers: Sequence[LayerPublication],
+    checked: set[str],
+    target: Path,
+    report: Callable[[str], None],
+) -> None:
+    for layer in layers:
+        if layer.install_target in checked:
+            continue
+        archive = archive_of(layer)
+        report(f"{layer.install_target}: checking {archive.archive_name}")
+        try:
+            inspect_archive(
+                plan.archive_path(layer),
+                size=archive.archive_size,
+                sha256=archive.archive_hashes["sha256"],
+                top=layer.install_target,
+            )
+        except ArchiveRefused as exc:
+            raise DeployError(
+                f"{plan.archive_path(layer)}: refused, {exc}; nothing in {target} was changed"
+            ) from None
+        checked.add(layer.install_target)
+
+
+def _deploy_layer(
+    plan: DeployPlan, layer: LayerPublication, target: Path, report: Callable[[str], None]
+) -> None:
+    name = layer.install_target
+    report(f"{name}: unpacking")
+    partial = new_partial(target, name)
+    try:
+        try:
+            extract_archive(
+                plan.archive_path(layer),
+                partial,
+                sha256=archive_of(layer).archive_hashes["sha256"],
+                top=name,
+            )
+        except ArchiveRefused as exc:
+            raise DeployError(
+                f"{plan.archive_path(layer)}: {exc}; deploy stopped, run it again to finish"
+            ) from None
+        _faults.die_if_requested("extract", name)
+        _postinstall(partial, name, target, report)
+        _faults.die_if_requested("postinstall", name)
+        move_into_place(partial, target / name)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def _postinstall(layer_dir: Path, name: str, target: Path, report: Callable[[str], None]) -> None:
+    """Run the layer's postinstall.py with its base runtime's python (already in place)."""
+    meta = DeployedLayerMeta.read(layer_dir, name)
+    script = resolve_inside(layer_dir, meta.postinstall_script, layer_dir, what=name)
+    if not script.is_file():
+        return
+    python = resolve_inside(layer_dir, meta.base_python, target, what=f"{name}: base_python")
+    if not python.is_file():
+        raise DeployError(f"{name}: its runtime python {python} is missing; deploy stopped")
+    report(f"{name}: running {meta.postinstall_script}")
+    env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_PYTHON_ENV}
+    try:
+        run([python, script], what=f"{name}: {meta.postinstall_script}", env=env)
+    except ToolError as exc:
+        raise DeployError(f"{exc}\n(deploy stopped; the apps deployed before still work)") from None
+
+
+def _deployed_layer(layer: LayerPublication) -> DeployedLayer:
+    return DeployedLayer(
+        install_target=layer.install_target,
+        layer_name=layer.layer_name,
+        kind=layer.kind,
+        lock_version=layer.lock_version,
+        sha256=archive_of(layer).archive_hashes["sha256"],
+    )

@@ -1,0 +1,74 @@
+"""Run a deployed app (``<app_python> -m <launch_module> ARGS``) or a layer's python."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+
+from venvlayers._proc import run
+from venvlayers.deploy.layermeta import DeployedLayerMeta, resolve_inside
+from venvlayers.deploy.record import DeployedApp, load_record
+from venvlayers.errors import DeployError
+
+
+def command_for(target: Path, name: str, args: Sequence[str]) -> list[str]:
+    """The command line that runs ``name`` (an app, or a runtime/framework layer) in ``target``."""
+    target = Path(os.path.abspath(target))
+    found = load_record(target, required=True).resolve(name, target)
+    layer_dir = target / found.install_target
+    meta = DeployedLayerMeta.read(layer_dir, found.install_target)
+    if isinstance(found, DeployedApp):
+        if meta.launch_module is None:
+            raise DeployError(f"{found.install_target}: its metadata names no launch_module")
+        python = _interpreter(
+            layer_dir, meta.app_python or meta.python, target, found.install_target
+        )
+        return [os.fspath(python), "-m", meta.launch_module, *args]
+    python = _interpreter(layer_dir, meta.python, target, found.install_target)
+    return [os.fspath(python), *args]
+
+
+def run_app(target: Path, name: str, args: Sequence[str]) -> int:
+    """Run ``name`` in the foreground (stdin/stdout inherited); returns its exit status.
+
+    A child killed by a signal gives ``128 + signal``, as a shell reports it.
+    """
+    command = command_for(target, name, args)
+    with _interrupts_go_to_child():
+        result = run(command, what=name, capture=False, check=False)
+    return result.returncode if result.returncode >= 0 else 128 - result.returncode
+
+
+def _interpreter(layer_dir: Path, relative: str, target: Path, name: str) -> Path:
+    python = resolve_inside(layer_dir, relative, target, what=name)
+    if not os.path.exists(python):
+        raise DeployError(
+            f"{name}: {python} is missing; run `venvlayers verify {target}` and deploy again"
+        )
+    return python
+
+
+@contextlib.contextmanager
+def _interrupts_go_to_child() -> Iterator[None]:
+    """Ctrl-C reaches the child (same process group); this process must outlive it.
+
+    A Python-level handler, unlike SIG_IGN, is reset to the default by ``exec``, so the
+    child still gets its own KeyboardInterrupt (a REPL stays usable).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ignore(_signum: int, _frame: FrameType | None) -> None:
+        pass
+
+    previous = signal.signal(signal.SIGINT, ignore)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
