@@ -3,12 +3,45 @@
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 _TAIL_LINES = 25
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock seconds, and CPU seconds (user + system) of the command and its children.
+
+    CPU time shows how much work a step does even when other processes share the machine,
+    which wall-clock time alone hides.
+    """
+
+    wall: float
+    cpu: float
+
+    def __add__(self, other: Timing) -> Timing:
+        return Timing(self.wall + other.wall, self.cpu + other.cpu)
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.cpu_before = self._children_cpu()
+
+    @staticmethod
+    def _children_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    def stop(self) -> Timing:
+        return Timing(
+            time.perf_counter() - self.started, self._children_cpu() - self.cpu_before
+        )
 
 
 class StepFailed(Exception):
@@ -30,21 +63,21 @@ def run_logged(
     what: str,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
-) -> float:
-    """Run ``args``, appending its output to ``log``; the wall-clock seconds it took."""
+) -> Timing:
+    """Run ``args``, appending its output to ``log``; the time it took."""
     log.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, **(env or {})}
     with log.open("a", encoding="utf-8") as out:
         out.write(f"$ {' '.join(str(a) for a in args)}\n")
         out.flush()
-        started = time.perf_counter()
+        stopwatch = _Stopwatch()
         try:
             completed = subprocess.run(
                 [str(a) for a in args], stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=cwd
             )
         except OSError as exc:
             raise StepFailed(f"{what}: cannot run {args[0]}: {exc}") from exc
-        elapsed = time.perf_counter() - started
+        elapsed = stopwatch.stop()
     if completed.returncode != 0:
         raise StepFailed(f"{what}: exit status {completed.returncode} (log: {log})\n{tail(log)}")
     return elapsed
@@ -56,10 +89,10 @@ def run_captured(
     log: Path,
     what: str,
     env: Mapping[str, str] | None = None,
-) -> tuple[float, str]:
+) -> tuple[Timing, str]:
     """Like :func:`run_logged`, and also return what the command printed."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
+    stopwatch = _Stopwatch()
     try:
         completed = subprocess.run(
             [str(a) for a in args],
@@ -69,7 +102,7 @@ def run_captured(
         )
     except OSError as exc:
         raise StepFailed(f"{what}: cannot run {args[0]}: {exc}") from exc
-    elapsed = time.perf_counter() - started
+    elapsed = stopwatch.stop()
     with log.open("a", encoding="utf-8") as out:
         out.write(f"$ {' '.join(str(a) for a in args)}\n{completed.stdout}{completed.stderr}")
     if completed.returncode != 0:

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from _bench_proc import Timing
+
 STEPS = ("lock", "build", "publish", "rebuild (no-op)", "deploy", "run apps")
 SECTION_BEGIN = "<!-- compare-venvstacks:begin (bench/compare_venvstacks.py --write-docs) -->"
 SECTION_END = "<!-- compare-venvstacks:end -->"
@@ -19,7 +21,7 @@ class ToolResult:
     """What one tool did with the stack. Missing figures mean the tool failed before them."""
 
     tool: str
-    seconds: Mapping[str, float]
+    times: Mapping[str, Timing]  # step -> time
     archive_bytes: Mapping[str, int]  # layer name -> archive size
     archive_format: str
     deployed_bytes: int | None
@@ -46,7 +48,41 @@ def _times(ratio: float | None) -> str:
 
 
 def _secs(value: float | None) -> str:
-    return "failed" if value is None else f"{value:.2f} s"
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def _wall(result: ToolResult, step: str) -> float | None:
+    timing = result.times.get(step)
+    return None if timing is None else timing.wall
+
+
+def _cpu(result: ToolResult, step: str) -> float | None:
+    timing = result.times.get(step)
+    return None if timing is None else timing.cpu
+
+
+def best_of(runs: list[ToolResult]) -> ToolResult:
+    """One result from repeated runs: each step's fastest time (the least disturbed by other
+    work on the machine); sizes, outputs and failure from the last run."""
+    last = runs[-1]
+    times = {
+        step: Timing(
+            min(run.times[step].wall for run in runs if step in run.times),
+            min(run.times[step].cpu for run in runs if step in run.times),
+        )
+        for step in STEPS
+        if any(step in run.times for run in runs)
+    }
+    failure = next((run.failure for run in runs if run.failure), None)
+    return ToolResult(
+        tool=last.tool,
+        times=times,
+        archive_bytes=last.archive_bytes,
+        archive_format=last.archive_format,
+        deployed_bytes=last.deployed_bytes,
+        app_outputs=last.app_outputs,
+        failure=failure,
+    )
 
 
 def _bytes(value: int | None) -> str:
@@ -71,13 +107,20 @@ def times_table(vs: ToolResult, vl: ToolResult) -> str:
     rows = [
         [
             step,
-            _secs(vs.seconds.get(step)),
-            _secs(vl.seconds.get(step)),
-            _times(_ratio(vs.seconds.get(step), vl.seconds.get(step))),
+            _secs(_wall(vs, step)),
+            _secs(_wall(vl, step)),
+            _times(_ratio(_wall(vs, step), _wall(vl, step))),
+            _secs(_cpu(vs, step)),
+            _secs(_cpu(vl, step)),
+            _times(_ratio(_cpu(vs, step), _cpu(vl, step))),
         ]
         for step in STEPS
     ]
-    return _table(["step", vs.tool, vl.tool, "venvstacks / venvlayers (speed-up)"], rows)
+    header = [
+        "step", f"{vs.tool} wall", f"{vl.tool} wall", "speed-up (wall)",
+        "venvstacks CPU", "venvlayers CPU", "CPU ratio",
+    ]  # fmt: skip
+    return _table(header, rows)
 
 
 def _total(result: ToolResult) -> int | None:
@@ -116,7 +159,7 @@ def sizes_table(vs: ToolResult, vl: ToolResult) -> str:
 
 def targets(vs: ToolResult, vl: ToolResult) -> list[Target]:
     def speed(step: str, goal: float, text: str) -> Target:
-        ratio = _ratio(vs.seconds.get(step), vl.seconds.get(step))
+        ratio = _ratio(_wall(vs, step), _wall(vl, step))
         met = None if ratio is None else ratio >= goal
         return Target(step, text, f"{_times(ratio)} faster", met)
 

@@ -24,8 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from _bench_proc import StepFailed, output_of, run_captured, run_logged
-from _bench_report import ToolResult, docs_section, render, update_docs
+from _bench_proc import StepFailed, Timing, output_of, run_captured, run_logged
+from _bench_report import ToolResult, best_of, docs_section, render, update_docs
 from _bench_stack import (
     SPEC_NAME,
     build_name,
@@ -155,21 +155,21 @@ def _venvlayers(setup: Setup, *args: str | Path) -> list[str | Path]:
     return [*setup.tools.venvlayers, *args]
 
 
-Step = tuple[str, Callable[[], float]]
+Step = tuple[str, Callable[[], Timing]]
 
 
-def _run_steps(tool: str, steps: Sequence[Step]) -> tuple[dict[str, float], str | None]:
+def _run_steps(tool: str, steps: Sequence[Step]) -> tuple[dict[str, Timing], str | None]:
     """Time ``steps`` in order; stop at the first failure, which is returned."""
-    seconds: dict[str, float] = {}
+    times: dict[str, Timing] = {}
     for name, action in steps:
         print(f"{tool}: {name} ...", end=" ", flush=True)
         try:
-            seconds[name] = action()
+            times[name] = action()
         except StepFailed as exc:
             print("FAILED", flush=True)
-            return seconds, f"{name}: {exc}"
-        print(f"{seconds[name]:.2f} s", flush=True)
-    return seconds, None
+            return times, f"{name}: {exc}"
+        print(f"{times[name].wall:.2f} s (CPU {times[name].cpu:.2f} s)", flush=True)
+    return times, None
 
 
 def _archives(artifacts: Path) -> tuple[dict[str, int], str]:
@@ -198,16 +198,16 @@ def run_venvstacks(setup: Setup, root: Path) -> ToolResult:
     def step(name: str, args: list[str | Path]) -> Step:
         return name, lambda: run_logged(args, log=log, what=f"venvstacks {name}", env=env)
 
-    def run_apps() -> float:
-        total = 0.0
+    def run_apps() -> Timing:
+        total = Timing(0.0, 0.0)
         by_layer = {layer.layer_name: layer for layer in published_layers(artifacts)}
         for app in setup.apps:
             command = app_command(deployed, by_layer[build_name("applications", app)])
-            seconds, outputs[app] = run_captured(command, log=log, what=f"venvstacks run {app}")
-            total += seconds
+            timing, outputs[app] = run_captured(command, log=log, what=f"venvstacks run {app}")
+            total += timing
         return total
 
-    seconds, failure = _run_steps(
+    times, failure = _run_steps(
         "venvstacks",
         [
             step("lock", _venvstacks(setup, "lock", spec)),
@@ -221,7 +221,7 @@ def run_venvstacks(setup: Setup, root: Path) -> ToolResult:
     sizes, fmt = _archives(artifacts)
     return ToolResult(
         tool=VENVSTACKS_REQUIREMENT.replace("==", " "),
-        seconds=seconds,
+        times=times,
         archive_bytes=sizes,
         archive_format=fmt,
         deployed_bytes=_du(deployed),
@@ -240,16 +240,16 @@ def run_venvlayers(setup: Setup, root: Path, version: str) -> ToolResult:
         command = _venvlayers(setup, *args)
         return name, lambda: run_logged(command, log=log, what=f"venvlayers {name}", env=env)
 
-    def run_apps() -> float:
-        total = 0.0
+    def run_apps() -> Timing:
+        total = Timing(0.0, 0.0)
         for app in setup.apps:
-            seconds, outputs[app] = run_captured(
+            timing, outputs[app] = run_captured(
                 _venvlayers(setup, "run", deployed, app), log=log, what=f"venvlayers run {app}"
             )
-            total += seconds
+            total += timing
         return total
 
-    seconds, failure = _run_steps(
+    times, failure = _run_steps(
         "venvlayers",
         [
             step("lock", "lock", spec),
@@ -263,7 +263,7 @@ def run_venvlayers(setup: Setup, root: Path, version: str) -> ToolResult:
     sizes, fmt = _archives(artifacts)
     return ToolResult(
         tool=version,
-        seconds=seconds,
+        times=times,
         archive_bytes=sizes,
         archive_format=fmt,
         deployed_bytes=_du(deployed),

@@ -23,8 +23,10 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
-        if mode is not None:
-            tmp.chmod(mode)
+        # mkstemp creates 0600 files; keep an existing file's mode, else the usual 0644.
+        if mode is None:
+            mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+        tmp.chmod(mode)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

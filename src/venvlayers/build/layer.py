@@ -14,7 +14,7 @@ from venvlayers import layout
 from venvlayers._fs import replace_dir
 from venvlayers._proc import run
 from venvlayers.build.app_modules import copy_modules
-from venvlayers.build.dynlib import expose_dynlibs, write_app_python
+from venvlayers.build.dynlib import expose_dynlibs, has_dynlibs, write_app_python
 from venvlayers.build.install import install_locked, uv_bin, uv_env
 from venvlayers.build.link import write_layer_links
 from venvlayers.build.metadata import LayerMetadata, read_layer_metadata, write_layer_metadata
@@ -132,8 +132,7 @@ def _build_venv(
     lower_dynlibs = [
         f"{d}/{layout.DYNLIB_DIR}"
         for d in lower_dirs
-        if any((build_dir / d.removeprefix("../") / layout.DYNLIB_DIR).iterdir())
-        if (build_dir / d.removeprefix("../") / layout.DYNLIB_DIR).is_dir()
+        if has_dynlibs(build_dir / d.removeprefix("../"))
     ]
     app_python = (
         write_app_python(staging, lower_dynlibs) if isinstance(layer, ApplicationSpec) else None

@@ -34,6 +34,9 @@ from venvlayers.deploy.members import (
 )
 
 _CHUNK = 1 << 20
+# tarfile's stream buffer: it copies what remains of the buffer on every read of a member
+# header, so a large buffer makes archives of many small files slow.
+_TAR_BUFFER = 1 << 16
 # Errors a damaged archive raises from the decompressors and readers.
 _CORRUPT = (
     tarfile.TarError,
@@ -142,7 +145,7 @@ class TarFormat(ArchiveFormat):
     def _open(self, raw: IO[bytes]) -> Iterator[tarfile.TarFile]:
         with (
             self._decompressed(raw) as stream,
-            tarfile.open(fileobj=stream, mode=self._mode, bufsize=_CHUNK) as tar,
+            tarfile.open(fileobj=stream, mode=self._mode, bufsize=_TAR_BUFFER) as tar,
         ):
             yield tar
 
