@@ -39,9 +39,7 @@ class _Stopwatch:
         return usage.ru_utime + usage.ru_stime
 
     def stop(self) -> Timing:
-        return Timing(
-            time.perf_counter() - self.started, self._children_cpu() - self.cpu_before
-        )
+        return Timing(time.perf_counter() - self.started, self._children_cpu() - self.cpu_before)
 
 
 class StepFailed(Exception):

@@ -127,6 +127,13 @@ def _total(result: ToolResult) -> int | None:
     return sum(result.archive_bytes.values()) if result.archive_bytes else None
 
 
+def _total_ratio(vs: ToolResult, vl: ToolResult) -> float | None:
+    """venvlayers' archive bytes over venvstacks', when both published the same layers."""
+    if set(vs.archive_bytes) != set(vl.archive_bytes):
+        return None
+    return _ratio(_total(vl), _total(vs))
+
+
 def sizes_table(vs: ToolResult, vl: ToolResult) -> str:
     layers = list(dict.fromkeys([*vs.archive_bytes, *vl.archive_bytes]))
     rows = [
@@ -143,7 +150,7 @@ def sizes_table(vs: ToolResult, vl: ToolResult) -> str:
             f"archives total ({vs.archive_format} / {vl.archive_format})",
             _bytes(_total(vs)),
             _bytes(_total(vl)),
-            _times(_ratio(_total(vl), _total(vs))),
+            _times(_total_ratio(vs, vl)),
         ]
     )
     rows.append(
@@ -163,7 +170,7 @@ def targets(vs: ToolResult, vl: ToolResult) -> list[Target]:
         met = None if ratio is None else ratio >= goal
         return Target(step, text, f"{_times(ratio)} faster", met)
 
-    size_ratio = _ratio(_total(vl), _total(vs))
+    size_ratio = _total_ratio(vs, vl)
     return [
         speed("publish", 10.0, "at least 10x faster"),
         speed("deploy", 2.0, "at least 2x faster"),
