@@ -261,7 +261,10 @@ def test_request_errors_stop_before_writing(tmp_path: Path, layer: Path) -> None
     out = tmp_path / "out"
     with pytest.raises(PublishError, match="unknown archive format 'rar'"):
         write_layer_archives([ArchiveRequest(layer, out / "a", ROOT, MTIME, "rar")])
-    same = [ArchiveRequest(layer, out / "a", ROOT, MTIME), ArchiveRequest(layer, out / "a", ROOT, 1)]
+    same = [
+        ArchiveRequest(layer, out / "a", ROOT, MTIME),
+        ArchiveRequest(layer, out / "a", ROOT, 1),
+    ]
     with pytest.raises(PublishError, match="same file"):
         write_layer_archives(same)
     with pytest.raises(PublishError, match="one plain folder name"):

@@ -34,7 +34,8 @@ def make_layer(folder: Path, *, outside: Path, seed: int = 0) -> Path:
     pkg = folder / SITE / "pkg"
     pkg.mkdir(parents=True)
     _write(pkg / "__init__.py", "VALUE = 1\n")
-    _write(pkg / "data.bin", rng.randbytes(1536 * 1024))  # spans several read blocks
+    # Larger than one read block, and quick for xz to compress (repeats).
+    _write(pkg / "data.bin", rng.randbytes(300 * 1024) * 4 + rng.randbytes(1001))
     _write(pkg / "shared.txt", "shared by group\n", mode=0o664)  # group-writable on disk
     os.link(pkg / "__init__.py", pkg / "hardlinked.py")
     _write(pkg / "libdemo.so", rng.randbytes(4096), mode=0o755)

@@ -73,7 +73,7 @@ def _build_runtime(
         layer.python_implementation,
         source=resolve_source(layer.source, cli_source),
         source_path=layer.source_path,
-        report=lambda message: report(f"{layer.build_name}: {message}"),
+        report=report,
     )
     copy_runtime(prepared, staging)
     python = staging / prepared.python
