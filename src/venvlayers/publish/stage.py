@@ -94,6 +94,18 @@ def publications(
     ]
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """What publishing does for one layer: reuse its archive, or write a new one."""
+
+    pub: LayerPublication
+    inputs: dict[str, str]
+    archive_name: str
+    archive_build: int
+    reuse: ArchiveFields | None
+    request: ArchiveRequest | None
+
+
 def publish_stack(
     stack: StackSpec,
     options: PublishOptions,
@@ -103,77 +115,101 @@ def publish_stack(
 ) -> PublishResult:
     if options.fmt not in FORMATS:
         raise PublishError(f"unknown archive format {options.fmt!r} (choose: {', '.join(FORMATS)})")
-    extension = FORMATS[options.fmt].extension
     layers = built_layers(stack, options.build_dir, options.include)
     pubs = publications(stack, layers, options.build_dir)
     platform = host_platform()
-    final: dict[str, LayerPublication] = {}
-    requests: list[tuple[LayerPublication, ArchiveRequest, str, int]] = []
-    reused: list[str] = []
-    for (layer, record), pub in zip(layers, pubs, strict=True):
-        inputs = {"content": record.input_hash, "tool_version": __version__, "format": options.fmt}
-        previous = _previous(options.output_dir, pub.install_target)
-        prev_inputs = _read_inputs(options.output_dir, pub.install_target)
-        unchanged = prev_inputs is not None and {k: prev_inputs.get(k) for k in inputs} == inputs
-        if previous and previous.archive and unchanged and not options.force:
-            if (options.output_dir / previous.archive.archive_name).is_file():
-                final[layer.build_name] = pub.with_archive(previous.archive)
-                reused.append(pub.install_target)
-                continue
-        archive_build = 1
-        if previous and previous.archive:
-            archive_build = previous.archive.archive_build + (0 if unchanged else 1)
-        name = (
-            f"{pub.install_target}-{platform}-{archive_build}{extension}"
-            if options.tag_outputs
-            else f"{pub.install_target}{extension}"
-        )
-        request = ArchiveRequest(
-            layer_dir=options.build_dir / record.install_target,
-            dest=options.output_dir / name,
-            root_name=pub.install_target,
-            fmt=options.fmt,
-            mtime=_lock_time(pub.locked_at),
-        )
-        requests.append((pub, request, name, archive_build))
-        final[layer.build_name] = pub
+    plans = [
+        _plan(options, record, pub, platform) for (_, record), pub in zip(layers, pubs, strict=True)
+    ]
+    reused = tuple(p.pub.install_target for p in plans if p.reuse)
     if options.dry_run:
-        planned = {p.install_target: (n, b) for p, _, n, b in requests}
-        plan = []
-        for layer, _ in layers:
-            entry = final[layer.build_name].to_json()
-            if entry["install_target"] in planned:
-                name, archive_build = planned[entry["install_target"]]
-                entry.update(archive_name=name, archive_build=archive_build)
-                entry.update(target_platform=platform, archive_size=None, archive_hashes=None)
-            plan.append(entry)
-        return PublishResult(tuple(final.values()), (), tuple(reused), tuple(plan))
-    for pub, _, _, _ in requests:
-        report(f"{pub.install_target}: writing archive")
+        return PublishResult(
+            tuple(pubs), (), reused, tuple(_dry_run_entry(p, platform) for p in plans)
+        )
+    to_write = [p for p in plans if p.request is not None]
+    for plan in to_write:
+        report(f"{plan.pub.install_target}: writing {plan.archive_name}")
     results = write_layer_archives(
-        [r for _, r, _, _ in requests], jobs=options.jobs, progress=progress
+        [p.request for p in to_write if p.request], jobs=options.jobs, progress=progress
     )
-    for (pub, _, name, archive_build), result in zip(requests, results, strict=True):
-        layer_name = pub.layer_name
-        final[layer_name] = pub.with_archive(
-            ArchiveFields(
-                archive_build=archive_build,
-                archive_name=name,
-                target_platform=platform,
-                archive_size=result.size,
-                archive_hashes={"sha256": result.sha256},
-            )
+    written = {
+        plan.pub.install_target: ArchiveFields(
+            archive_build=plan.archive_build,
+            archive_name=plan.archive_name,
+            target_platform=platform,
+            archive_size=result.size,
+            archive_hashes={"sha256": result.sha256},
         )
-    for (layer, record), _ in zip(layers, pubs, strict=True):
+        for plan, result in zip(to_write, results, strict=True)
+    }
+    final = []
+    for plan in plans:
+        archive = plan.reuse or written[plan.pub.install_target]
+        final.append(plan.pub.with_archive(archive))
         write_json(
-            options.output_dir / _INPUTS_DIR / f"{record.install_target}.json",
-            {"content": record.input_hash, "tool_version": __version__, "format": options.fmt},
+            options.output_dir / _INPUTS_DIR / f"{plan.pub.install_target}.json", plan.inputs
         )
-    ordered = [final[layer.build_name] for layer, _ in layers]
-    write_stack_metadata(options.output_dir, _merge_existing(options.output_dir, ordered))
-    return PublishResult(
-        tuple(ordered), tuple(p.install_target for p, _, _, _ in requests), tuple(reused)
+    write_stack_metadata(options.output_dir, _merge_existing(options.output_dir, final))
+    return PublishResult(tuple(final), tuple(written), reused)
+
+
+def _plan(
+    options: PublishOptions, record: BuildRecord, pub: LayerPublication, platform: str
+) -> _Planned:
+    inputs = {
+        "content": record.input_hash,
+        "tool_version": __version__,
+        "format": options.fmt,
+        "tagged": str(options.tag_outputs),
+    }
+    previous = _previous(options.output_dir, pub.install_target)
+    previous_archive = previous.archive if previous else None
+    previous_inputs = _read_inputs(options.output_dir, pub.install_target) or {}
+    unchanged = previous_inputs == inputs
+    if (
+        previous_archive is not None
+        and unchanged
+        and not options.force
+        and (options.output_dir / previous_archive.archive_name).is_file()
+    ):
+        return _Planned(
+            pub, inputs, previous_archive.archive_name, previous_archive.archive_build,
+            previous_archive, None,
+        )  # fmt: skip
+    archive_build = 1
+    if previous_archive is not None:
+        # The build number counts content changes, not format or naming changes.
+        same_content = previous_inputs.get("content") == record.input_hash
+        archive_build = previous_archive.archive_build + (0 if same_content else 1)
+    extension = FORMATS[options.fmt].extension
+    name = (
+        f"{pub.install_target}-{platform}-{archive_build}{extension}"
+        if options.tag_outputs
+        else f"{pub.install_target}{extension}"
     )
+    request = ArchiveRequest(
+        layer_dir=options.build_dir / record.install_target,
+        dest=options.output_dir / name,
+        root_name=pub.install_target,
+        fmt=options.fmt,
+        mtime=_lock_time(pub.locked_at),
+    )
+    return _Planned(pub, inputs, name, archive_build, None, request)
+
+
+def _dry_run_entry(plan: _Planned, platform: str) -> dict[str, Any]:
+    """The metadata a layer would get; a new archive's size and hash are not known yet."""
+    if plan.reuse is not None:
+        return plan.pub.with_archive(plan.reuse).to_json()
+    entry = plan.pub.to_json()
+    entry.update(
+        archive_build=plan.archive_build,
+        archive_name=plan.archive_name,
+        target_platform=platform,
+        archive_size=None,
+        archive_hashes=None,
+    )
+    return entry
 
 
 def _previous(output_dir: Path, install_target: str) -> LayerPublication | None:
