@@ -394,7 +394,9 @@ def run(target: Path, name: str, args: tuple[str, ...]) -> None:
     """
     from venvlayers.deploy import run_app
 
-    raise SystemExit(run_app(target, name, list(args)))
+    # Click keeps the `--` that separates the app's own arguments; the app must not see it.
+    app_args = list(args[1:] if args[:1] == ("--",) else args)
+    raise SystemExit(run_app(target, name, app_args))
 
 
 @cli.command()

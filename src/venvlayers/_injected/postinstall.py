@@ -314,7 +314,11 @@ def prepare_layer(layer_dir: str) -> None:
                 os.path.basename(data["python"]),
                 sys.platform,
             )
-    byte_compile(os.path.join(layer_dir, site_dir))
+        byte_compile(os.path.join(layer_dir, site_dir))
+    else:
+        # Archives carry no bytecode; a runtime compiles its whole standard library here,
+        # since apps usually cannot write into a shared runtime to cache it themselves.
+        byte_compile(os.path.join(layer_dir, os.path.dirname(site_dir)))
 
 
 def main() -> int:
