@@ -139,3 +139,26 @@ def test_deployed_stack_moves_with_its_folder(published: Path, tmp_path: Path) -
         base = (moved / layer / meta["base_python"]).resolve()
         subprocess.run([str(base), str(moved / layer / "postinstall.py")], check=True)
     assert "iris accuracy" in venvlayers("run", moved, "classify").stdout
+
+
+def test_run_passes_arguments_and_exit_status(published: Path, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    venvlayers("deploy", published, "--target", target, "--app", "classify")
+    # Naming the runtime layer runs its python with the arguments after `--`.
+    code = "import sys; print(sys.argv[1:]); sys.exit(3)"
+    result = venvlayers("run", target, "cpython@3.11", "--", "-c", code, "a", "--b", check=False)
+    assert result.returncode == 3
+    assert result.stdout.strip() == "['a', '--b']"
+
+
+def test_gc_keeps_layers_in_use(published: Path, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    venvlayers("deploy", published, "--target", target)
+    assert "nothing to remove" in venvlayers("gc", target).stdout
+    removed = venvlayers("remove", target, "cluster-report").stdout
+    assert "app-cluster-report: removed" in removed
+    assert "framework-sklearn" not in removed
+    assert "iris accuracy" in venvlayers("run", target, "classify").stdout
+    venvlayers("remove", target, "classify")
+    assert not (target / "framework-sklearn").exists()
+    assert not (target / "cpython@3.11").exists()

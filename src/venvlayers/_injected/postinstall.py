@@ -11,7 +11,7 @@ environment (framework or application):
   the launcher that puts their shared libraries on the loader path, so layers renamed to
   their install targets find each other;
 
-then byte-compiles the layer's site-packages (skipped when ``VENVLAYERS_NO_COMPILE=1``).
+then byte-compiles the layer's site-packages, or a runtime's whole standard library (skipped when VENVLAYERS_NO_COMPILE=1).
 Running it again changes nothing. Exit status 0 on success, 1 with one line on stderr.
 
 venvlayers imports this module at build time too, so the build folder and a deployment get
