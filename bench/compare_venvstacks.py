@@ -58,9 +58,11 @@ exact local CPython. Both use the same interpreter: venvlayers' relocatable copy
 CPython (`VENVLAYERS_RUNTIME_SOURCE=local`, prepared into its runtime cache during setup),
 handed to venvstacks as an `install_only` archive in place of its python-build-standalone
 download (`bench/_venvstacks_wrapper.py`), which venvstacks unpacks as after a download.
-uv cache: warm for both ({warmup}). Times are {runs}: wall clock, and CPU (user + system
-of the command and its children, less disturbed by other work on the machine). venvstacks
-has no deploy command, so its deploy is what its documentation describes: unpack every
+uv cache: warm for both ({warmup}).
+Times are {runs}:
+wall clock, and CPU (user + system of the command and its children). Targets are judged on
+wall clock; when other work shares the machine (see the load average below) the CPU ratio
+is the steadier comparison. venvstacks has no deploy command, so its deploy is what its documentation describes: unpack every
 archive side by side (GNU tar) and run each layer's `postinstall.py`, runtime first;
 venvlayers' is `venvlayers deploy`. "run apps" runs each app once from each deployment.
 Archives are in each tool's default format. Reproduce with
@@ -326,7 +328,10 @@ def main(argv: Sequence[str]) -> int:
     venvlayers_version = "venvlayers " + output_of(
         [setup.tools.venvlayers_python, "-c", "import venvlayers; print(venvlayers.__version__)"]
     )
-    load_before = "/".join(f"{load:.1f}" for load in os.getloadavg())
+    machine = machine_facts(setup.tools, setup.runtime_version)
+    machine["load average (1/5/15 min) before the timed runs"] = "/".join(
+        f"{load:.1f}" for load in os.getloadavg()
+    )
     vs_runs: list[ToolResult] = []
     vl_runs: list[ToolResult] = []
     for _ in range(max(args.repeat, 1)):
@@ -345,8 +350,6 @@ def main(argv: Sequence[str]) -> int:
             if len(vs_runs) == 1
             else f"each step's best of {len(vs_runs)} runs"
         )
-        machine = machine_facts(setup.tools, setup.runtime_version)
-        machine["load average (1/5/15 min) before the timed runs"] = load_before
         method = METHOD.format(warmup=warmup, runs=runs)
         update_docs(DOCS, docs_section(vs, vl, machine, method))
         print(f"\nwrote the figures to {DOCS}")

@@ -4,9 +4,10 @@ Usage::
 
     .venv/bin/python bench/publish.py [LAYER_DIR ...] [--levels 11,12] [--jobs N] [--no-xz]
 
-Layers: the given folders, else the built example stack (``examples/sklearn-demo/_build/*``)
-when it exists, else a synthetic stack of about 300 MB copied from this machine's Python
-(built once, kept under the system temporary folder). For each method, every layer is
+Layers: the given folders, else a copy of the built example stack
+(``examples/sklearn-demo/_build/*``) when it exists, else a synthetic stack of about 300 MB
+copied from this machine's Python (built once, kept under the system temporary folder);
+``--synthetic`` picks the latter even when the example is built. For each method, every layer is
 archived and the wall time and total bytes are printed side by side:
 
 - ``venvlayers``: ``write_layer_archives`` (all layers on a thread pool, tar.zst);
@@ -42,6 +43,7 @@ from venvlayers.publish.formats.tar_zst import DEFAULT_LEVEL, DEFAULT_WINDOW_LOG
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_BUILD = REPO / "examples" / "sklearn-demo" / "_build"
 SYNTHETIC = Path(tempfile.gettempdir()) / "venvlayers-bench-publish"
+SNAPSHOT = Path(tempfile.gettempdir()) / "venvlayers-bench-publish-example"
 MTIME = 1_700_000_000
 MB = 1_000_000
 # Packages that make a framework layer realistic (large compiled extensions and bundled
@@ -60,7 +62,10 @@ class Measure:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
-    layers = [Path(p).resolve() for p in args.layers] or _default_layers()
+    if args.layers:
+        layers = [Path(p).resolve() for p in args.layers]
+    else:
+        layers = _synthetic_layers() if args.synthetic else _default_layers()
     content = sum(_content_size(layer) for layer in layers)
     print(f"layers: {', '.join(layer.name for layer in layers)}  ({content / MB:.0f} MB of files)")
     print(f"cpus: {_cpus()}  window_log: {args.window_log}  jobs: {args.jobs or 'default'}")
@@ -97,6 +102,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=None, help="archives written at once")
     parser.add_argument("--rounds", type=int, default=3, help="runs per method (best is kept)")
     parser.add_argument("--no-xz", dest="xz", action="store_false", help="skip tarfile w:xz")
+    parser.add_argument("--synthetic", action="store_true", help="use the synthetic layers")
     return parser.parse_args(argv)
 
 
@@ -104,8 +110,19 @@ def _default_layers() -> list[Path]:
     if EXAMPLE_BUILD.is_dir():
         built = sorted(p for p in EXAMPLE_BUILD.iterdir() if p.is_dir() and _is_layer(p))
         if built:
-            return built
+            return _snapshot(built)
     return _synthetic_layers()
+
+
+def _snapshot(layers: Sequence[Path]) -> list[Path]:
+    """A private copy of the example build, so a rebuild during the run cannot disturb it."""
+    shutil.rmtree(SNAPSHOT, ignore_errors=True)
+    copies = []
+    for layer in layers:
+        copy = SNAPSHOT / layer.name
+        shutil.copytree(layer, copy, symlinks=True)
+        copies.append(copy)
+    return copies
 
 
 def _is_layer(folder: Path) -> bool:
@@ -125,8 +142,8 @@ def _synthetic_layers() -> list[Path]:
     venv_site = Path(sysconfig.get_paths()["purelib"])
     relative_lib = stdlib.relative_to(sys.base_prefix).as_posix()
     _runtime_layer(layers[0], Path(sys.base_prefix), relative_lib)
-    _venv_layer(layers[1], base_site, relative_lib, _pick(base_site, 190 * MB, _SCIENTIFIC))
-    _venv_layer(layers[2], venv_site, relative_lib, _pick(venv_site, 25 * MB, ()))
+    _venv_layer(layers[1], base_site, relative_lib, _pick(base_site, 250 * MB, _SCIENTIFIC))
+    _venv_layer(layers[2], venv_site, relative_lib, _pick(venv_site, 40 * MB, ()))
     return layers
 
 

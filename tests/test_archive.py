@@ -270,3 +270,23 @@ def test_request_errors_stop_before_writing(tmp_path: Path, layer: Path) -> None
     with pytest.raises(PublishError, match="one plain folder name"):
         write_layer_archive(layer, out / "b", root_name="a/b", mtime=MTIME)
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_rich_progress_shows_one_bar_per_layer(tmp_path: Path, layer: Path) -> None:
+    import io
+    import re
+
+    from rich.console import Console
+
+    from venvlayers.publish.progress import archive_progress
+
+    with archive_progress(enabled=False) as none:
+        assert none is None
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=120)
+    request = ArchiveRequest(layer, tmp_path / "l.tar.zst", ROOT, MTIME)
+    with archive_progress(enabled=True, console=console) as factory:
+        assert factory is not None
+        write_layer_archives([request], progress=factory)
+    assert ROOT in screen.getvalue()
+    assert re.search(r"(\d+\.\d) ?/ ?\1 MB", screen.getvalue()), "bar did not reach its total"

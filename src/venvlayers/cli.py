@@ -366,7 +366,14 @@ TargetOpt = click.option(
 @click.option(
     "--app", "apps", multiple=True, metavar="NAME", help="Deploy only this app. Repeatable."
 )
-def deploy(source: Path, target: Path, apps: tuple[str, ...]) -> None:
+@click.option(
+    "--compile/--no-compile",
+    "compile_bytecode",
+    default=True,
+    show_default=True,
+    help="Byte-compile the new layers (apps start faster; needs no write access later).",
+)
+def deploy(source: Path, target: Path, apps: tuple[str, ...], compile_bytecode: bool) -> None:
     """Deploy apps from a published output folder SOURCE into --target.
 
     Archives are checked against the metadata, unpacked beside their final place,
@@ -375,7 +382,9 @@ def deploy(source: Path, target: Path, apps: tuple[str, ...]) -> None:
     """
     from venvlayers.deploy import deploy as deploy_stack
 
-    result = deploy_stack(source, target, apps=apps, report=ui.info)
+    result = deploy_stack(
+        source, target, apps=apps, compile_bytecode=compile_bytecode, report=ui.info
+    )
     for name in result.deployed:
         ui.result(f"{name}: deployed")
     for name in result.skipped:

@@ -6,7 +6,8 @@ Order of work, chosen so that a refusal changes nothing and a kill changes nothi
 2. each layer, runtime first, is unpacked into a hidden sibling of its final folder, so the
    relative paths in its metadata (``../cpython@3.11/bin/python3.11``) already resolve;
    its postinstall.py runs there, then the folder moves into place;
-3. the deployment record is written last.
+3. the deployment record is written;
+4. the new layers are byte-compiled in one pass (a cache: an interruption here harms nothing).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from venvlayers._proc import run
 from venvlayers.deploy import _faults
+from venvlayers.deploy.compile import NO_COMPILE_ENV, compile_disabled, compile_layers
 from venvlayers.deploy.dirlock import target_lock
 from venvlayers.deploy.extract import ArchiveRefused, extract_archive, inspect_archive
 from venvlayers.deploy.layermeta import DeployedLayerMeta, resolve_inside
@@ -50,9 +52,14 @@ def deploy(
     target: Path,
     *,
     apps: Sequence[str] = (),
+    compile_bytecode: bool = True,
     report: Callable[[str], None] = lambda _m: None,
 ) -> DeployResult:
-    """Deploy the apps named (all by default) from the published output ``source``."""
+    """Deploy the apps named (all by default) from the published output ``source``.
+
+    New layers are byte-compiled last, in one pass, unless ``compile_bytecode`` is false
+    or ``VENVLAYERS_NO_COMPILE=1`` is set.
+    """
     plan = plan_deploy(source, apps)
     target = Path(os.path.abspath(target))
     checked: set[str] = set()
@@ -73,6 +80,9 @@ def deploy(
             for app in plan.apps
         )
         save_record(target, record)
+        if pending and compile_bytecode and not compile_disabled():
+            report(f"byte-compiling {len(pending)} new layers")
+            compile_layers(target, [layer.install_target for layer in pending])
     deployed = {layer.install_target for layer in pending}
     return DeployResult(
         deployed=tuple(la.install_target for la in plan.layers if la.install_target in deployed),
@@ -160,6 +170,8 @@ def _postinstall(layer_dir: Path, name: str, target: Path, report: Callable[[str
         raise DeployError(f"{name}: its runtime python {python} is missing; deploy stopped")
     report(f"{name}: running {meta.postinstall_script}")
     env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_PYTHON_ENV}
+    # Linking only: compiling waits until every new layer is in place (see compile.py).
+    env[NO_COMPILE_ENV] = "1"
     try:
         run([python, script], what=f"{name}: {meta.postinstall_script}", env=env)
     except ToolError as exc:

@@ -22,6 +22,7 @@ class DeployedLayerMeta:
 
     python: str
     base_python: str
+    site_dir: str
     postinstall_script: str
     launch_module: str | None
     app_python: str | None
@@ -37,6 +38,7 @@ class DeployedLayerMeta:
             return cls(
                 python=python,
                 base_python=_text(data, "base_python", default=python),
+                site_dir=_text(data, "site_dir"),
                 postinstall_script=_text(
                     data, "postinstall_script", default=layout.POSTINSTALL_SCRIPT
                 ),
@@ -47,6 +49,15 @@ class DeployedLayerMeta:
             raise DeployError(f"{name}: no {layout.LAYER_METADATA} in {layer_dir}") from None
         except (ValueError, KeyError, TypeError) as exc:
             raise DeployError(f"{name}: malformed {layout.LAYER_METADATA} ({exc})") from None
+
+    @property
+    def is_runtime(self) -> bool:
+        return self.base_python == self.python
+
+    @property
+    def compile_dir(self) -> str:
+        """What to byte-compile: a runtime's whole library, a venv's site-packages."""
+        return os.path.dirname(self.site_dir) if self.is_runtime else self.site_dir
 
 
 def _text(data: dict[str, Any], key: str, *, default: str | None = None) -> str:
