@@ -58,12 +58,14 @@ exact local CPython. Both use the same interpreter: venvlayers' relocatable copy
 CPython (`VENVLAYERS_RUNTIME_SOURCE=local`, prepared into its runtime cache during setup),
 handed to venvstacks as an `install_only` archive in place of its python-build-standalone
 download (`bench/_venvstacks_wrapper.py`), which venvstacks unpacks as after a download.
+
 uv cache: warm for both ({warmup}).
-Times are {runs}:
-wall clock, and CPU (user + system of the command and its children). Targets are judged on
-wall clock; when other work shares the machine (see the load average below) the CPU ratio
-is the steadier comparison. venvstacks has no deploy command, so its deploy is what its documentation describes: unpack every
-archive side by side (GNU tar) and run each layer's `postinstall.py`, runtime first;
+Times are {runs}, wall clock and CPU (user + system of the command and its
+children). Targets are judged on wall clock; when other work shares the machine (see the
+load average below) the CPU ratio is the steadier comparison.
+
+venvstacks has no deploy command, so its deploy is what its documentation describes: unpack
+every archive side by side (GNU tar) and run each layer's `postinstall.py`, runtime first.
 venvlayers' is `venvlayers deploy`. "run apps" runs each app once from each deployment.
 Archives are in each tool's default format. Reproduce with
 `python3 bench/compare_venvstacks.py --write-docs`."""

@@ -136,6 +136,8 @@ def test_tar_round_trip_with_data_filter(tmp_path: Path, layer: Path, fmt: str) 
     assert (unpacked / "include").is_dir()
     assert (unpacked / layout.POSTINSTALL_SCRIPT).is_file()
     assert (unpacked / SITE / "pkg" / "nested" / "pyvenv.cfg").is_file()
+    assert (unpacked / SITE / "pkg" / "données" / "café.txt").read_text() == "non-ASCII name\n"
+    assert len(next((unpacked / SITE).rglob("long_name_*")).as_posix()) > 200
     for absent in ("pyvenv.cfg", "bin/python", "bin/python3.11"):
         assert not os.path.lexists(unpacked / absent), absent
     assert json.loads((unpacked / layout.LAYER_MANIFEST).read_text()) == expected
@@ -290,3 +292,25 @@ def test_rich_progress_shows_one_bar_per_layer(tmp_path: Path, layer: Path) -> N
         write_layer_archives([request], progress=factory)
     assert ROOT in screen.getvalue()
     assert re.search(r"(\d+\.\d) ?/ ?\1 MB", screen.getvalue()), "bar did not reach its total"
+
+
+def test_one_failure_stops_the_other_archives(tmp_path: Path, layer: Path) -> None:
+    big = tmp_path / "big"
+    big.mkdir()
+    for index in range(8):  # long enough to still be compressing when the small one fails
+        (big / f"part{index}.txt").write_bytes(b"%d compressible line\n" % index * 200_000)
+    requests = [
+        ArchiveRequest(big, tmp_path / "out" / "big.tar.gz", ROOT, MTIME, "tar.gz"),
+        ArchiveRequest(layer, tmp_path / "out" / "small.tar.gz", ROOT, MTIME, "tar.gz"),
+    ]
+
+    def factory(label: str, total: int) -> Callable[[int], None]:
+        def advance(count: int) -> None:
+            if total < 10 << 20:
+                raise OSError("disk full")  # the small layer fails at its first report
+
+        return advance
+
+    with pytest.raises(OSError, match="disk full"):
+        write_layer_archives(requests, jobs=2, progress=factory)
+    assert list((tmp_path / "out").iterdir()) == []  # no archive, no temporary file

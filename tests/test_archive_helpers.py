@@ -42,6 +42,9 @@ def make_layer(folder: Path, *, outside: Path, seed: int = 0) -> Path:
     _write(pkg / "__pycache__" / "__init__.cpython-311.pyc", b"cache")
     _write(pkg / "stray.pyc", b"cache")
     _write(pkg / "nested" / "pyvenv.cfg", "kept: only the top-level one is build-only\n")
+    # Longer than a ustar name field (100 bytes), and not ASCII: stored in pax headers.
+    _write(pkg / ("deep_" * 12) / ("long_name_" * 8 + ".txt"), "deep\n")
+    _write(pkg / "données" / "café.txt", "non-ASCII name\n")
     _write(folder / "bin" / "tool", "#!/bin/sh\necho tool\n", mode=0o750)
     (folder / "bin" / "python").symlink_to(base_python)
     (folder / "bin" / "python3").symlink_to("python")

@@ -13,8 +13,9 @@ import hashlib
 import io
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
@@ -87,7 +88,7 @@ def write_layer_archive(
     """
     archive_format = resolve_format(fmt)
     entries = scan_layer(layer_dir)
-    return _write_archive(entries, dest, root_name, archive_format, mtime, progress)
+    return _write_archive(entries, dest, root_name, archive_format, mtime, _Meter(progress))
 
 
 def write_layer_archives(
@@ -110,16 +111,15 @@ def write_layer_archives(
         for request, total in zip(requests, totals, strict=True)
     ]
     workers = max(1, min(jobs or default_jobs(), len(requests)))
+    # Set when one archive fails (or on Ctrl-C): the others stop at their next block
+    # instead of compressing on for minutes before the error is reported.
+    stop = threading.Event()
 
     def write(index: int) -> ArchiveResult:
         request = requests[index]
+        meter = _Meter(callbacks[index], stop)
         return _write_archive(
-            scans[index],
-            request.dest,
-            request.root_name,
-            formats[index],
-            request.mtime,
-            callbacks[index],
+            scans[index], request.dest, request.root_name, formats[index], request.mtime, meter
         )
 
     # Largest first: the pool finishes sooner when the long jobs start early.
@@ -128,15 +128,20 @@ def write_layer_archives(
         results = {index: write(index) for index in order}
         return [results[index] for index in range(len(requests))]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="venvlayers-archive") as pool:
-        futures: dict[int, Future[ArchiveResult]] = {
-            index: pool.submit(write, index) for index in order
-        }
+        futures = {index: pool.submit(write, index) for index in order}
         try:
-            return [futures[index].result() for index in range(len(requests))]
-        except BaseException:
+            done, _ = wait(futures.values(), return_when=FIRST_EXCEPTION)
+        except BaseException:  # Ctrl-C while waiting
+            stop.set()
+            raise
+        # The first failure is the one to report; the archives stopped because of it are not.
+        failed = [future for future in done if future.exception() is not None]
+        if failed:
+            stop.set()
             for future in futures.values():
                 future.cancel()
-            raise
+            raise cast(BaseException, failed[0].exception())
+        return [futures[index].result() for index in range(len(requests))]
 
 
 def default_jobs() -> int:
@@ -183,7 +188,7 @@ def _write_archive(
     root_name: str,
     archive_format: ArchiveFormat,
     mtime: int,
-    progress: Progress | None,
+    meter: _Meter,
 ) -> ArchiveResult:
     _check_root_name(root_name)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -194,7 +199,7 @@ def _write_archive(
             hashing = None if archive_format.needs_seekable_output else _HashingSink(raw)
             # The sink is duck-typed: compressors only call write() on it.
             writer = archive_format.open(cast(IO[bytes], hashing or raw), mtime=mtime)
-            _emit_members(writer, entries, root_name, _Meter(progress))
+            _emit_members(writer, entries, root_name, meter)
             writer.finish()
             raw.flush()
             os.fsync(raw.fileno())
@@ -277,13 +282,17 @@ def _read_hashed(entry: LayerEntry, digest: Any, meter: _Meter) -> Iterator[byte
 
 
 class _Meter:
-    """Batches progress increments into steps of ``_PROGRESS_STEP`` bytes."""
+    """Counts the bytes read: batches progress increments into steps of ``_PROGRESS_STEP``
+    bytes, and stops the archive when ``stop`` is set."""
 
-    def __init__(self, progress: Progress | None) -> None:
+    def __init__(self, progress: Progress | None, stop: threading.Event | None = None) -> None:
         self._progress = progress
+        self._stop = stop
         self._pending = 0
 
     def advance(self, count: int) -> None:
+        if self._stop is not None and self._stop.is_set():
+            raise PublishError("archive not finished: another layer's archive failed")
         if self._progress is None:
             return
         self._pending += count
