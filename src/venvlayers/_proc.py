@@ -51,6 +51,16 @@ def run(
     return result
 
 
+def spawn(args: Sequence[str | os.PathLike[str]], *, what: str) -> subprocess.Popen[bytes]:
+    """Start ``args`` in the background with its output discarded; the caller waits for it."""
+    argv = [os.fspath(a) for a in args]
+    log.debug("start (%s): %s", what, shlex.join(argv))
+    try:
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError as exc:
+        raise ToolError(f"{what}: cannot run {argv[0]!r}: {exc.strerror}") from exc
+
+
 def tool_message(result: subprocess.CompletedProcess[str]) -> str:
     """The tail of a tool's combined output, indented for quoting in an error."""
     text = "\n".join(part for part in (result.stderr or "", result.stdout or "") if part.strip())

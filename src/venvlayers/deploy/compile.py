@@ -1,39 +1,64 @@
-"""Byte-compile newly deployed layers in one pass, once they are all in place.
+"""Byte-compile deployed layers in the background while the next layers unpack.
 
-postinstall.py can compile each layer itself, but one compileall run per runtime keeps
-both cores busy across layers instead of starting a worker pool per layer. Bytecode is
-only a cache: a deploy interrupted here leaves every layer working, just slower to start.
+postinstall.py can compile a layer itself, but that serialises compiling with unpacking.
+Here each layer starts compiling as soon as it is in place, so on a multi-core host the
+CPU-bound compile of the runtime's library overlaps with unpacking the layers above it.
+Bytecode is only a cache: a deploy interrupted while compiling leaves every layer working.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import subprocess
 from pathlib import Path
 
-from venvlayers._proc import run
+from venvlayers._proc import spawn
 from venvlayers.deploy.layermeta import DeployedLayerMeta, resolve_inside
 
 NO_COMPILE_ENV = "VENVLAYERS_NO_COMPILE"
+# Test suites shipped inside packages (scipy, scikit-learn, the stdlib's own) are a third
+# of the source and almost never imported by an app; they compile on first use if ever.
+_SKIP_TESTS = r"[/\\](tests?|testing)[/\\]"
 
 
 def compile_disabled() -> bool:
     return os.environ.get(NO_COMPILE_ENV, "") not in ("", "0")
 
 
-def compile_layers(target: Path, install_targets: Sequence[str]) -> None:
-    """Compile the given deployed layers, grouped by the runtime python that runs them."""
-    groups: dict[Path, list[Path]] = {}
-    for name in install_targets:
-        layer_dir = target / name
+class BackgroundCompiler:
+    """Compiles layers in background processes; :meth:`wait` lets them all finish."""
+
+    def __init__(self, target: Path, *, enabled: bool) -> None:
+        self.target = target
+        self.enabled = enabled and not compile_disabled()
+        self._running: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str) -> None:
+        """Start compiling the layer ``name`` (already in its final place)."""
+        if not self.enabled:
+            return
+        layer_dir = self.target / name
         meta = DeployedLayerMeta.read(layer_dir, name)
-        python = resolve_inside(layer_dir, meta.base_python, target, what=f"{name}: base_python")
-        groups.setdefault(python, []).append(layer_dir / meta.compile_dir)
-    for python, folders in groups.items():
-        # -j 0: one worker per core; -q: only errors, which compileall does not fail on
-        # for files that are not meant to compile (test data shipped in packages).
-        run(
-            [python, "-m", "compileall", "-q", "-j", "0", *folders],
-            what=f"byte-compile {', '.join(f.parent.name for f in folders)}",
-            check=False,
+        python = resolve_inside(
+            layer_dir, meta.base_python, self.target, what=f"{name}: base_python"
         )
+        # -j 0: one worker per core; failures are not errors (a package may ship
+        # deliberately broken .py files as test data).
+        self._running.append(
+            spawn(
+                [python, "-m", "compileall", "-q", "-j", "0", "-x", _SKIP_TESTS,
+                 layer_dir / meta.compile_dir],
+                what=f"{name}: byte-compile",
+            )
+        )  # fmt: skip
+
+    def wait(self) -> None:
+        for process in self._running:
+            process.wait()
+        self._running.clear()
+
+    def stop(self) -> None:
+        """Abandon compiling (the deploy failed); bytecode is only a cache."""
+        for process in self._running:
+            process.kill()
+        self.wait()

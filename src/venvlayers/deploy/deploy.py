@@ -6,8 +6,9 @@ Order of work, chosen so that a refusal changes nothing and a kill changes nothi
 2. each layer, runtime first, is unpacked into a hidden sibling of its final folder, so the
    relative paths in its metadata (``../cpython@3.11/bin/python3.11``) already resolve;
    its postinstall.py runs there, then the folder moves into place;
-3. the deployment record is written;
-4. the new layers are byte-compiled in one pass (a cache: an interruption here harms nothing).
+3. the deployment record is written last.
+
+Each layer starts byte-compiling in the background once it is in place (see compile.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from venvlayers._proc import run
 from venvlayers.deploy import _faults
-from venvlayers.deploy.compile import NO_COMPILE_ENV, compile_disabled, compile_layers
+from venvlayers.deploy.compile import NO_COMPILE_ENV, BackgroundCompiler
 from venvlayers.deploy.dirlock import target_lock
 from venvlayers.deploy.extract import ArchiveRefused, extract_archive, inspect_archive
 from venvlayers.deploy.layermeta import DeployedLayerMeta, resolve_inside
@@ -71,8 +72,14 @@ def deploy(
         record = load_record(target)
         pending = _pending(plan, target, record)
         _check_archives(plan, pending, checked, target, report)
-        for layer in pending:
-            _deploy_layer(plan, layer, target, report)
+        compiler = BackgroundCompiler(target, enabled=compile_bytecode)
+        try:
+            for layer in pending:
+                _deploy_layer(plan, layer, target, report)
+                compiler.start(layer.install_target)
+        except BaseException:
+            compiler.stop()
+            raise
         _faults.die_if_requested("record")
         record = record.with_layers(_deployed_layer(layer) for layer in pending)
         record = record.with_apps(
@@ -80,9 +87,9 @@ def deploy(
             for app in plan.apps
         )
         save_record(target, record)
-        if pending and compile_bytecode and not compile_disabled():
+        if pending and compiler.enabled:
             report(f"byte-compiling {len(pending)} new layers")
-            compile_layers(target, [layer.install_target for layer in pending])
+        compiler.wait()
     deployed = {layer.install_target for layer in pending}
     return DeployResult(
         deployed=tuple(la.install_target for la in plan.layers if la.install_target in deployed),
