@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -39,9 +40,18 @@ print(json.dumps({
 
 
 def marker_environment(python: Path) -> dict[str, str]:
-    result = run([python, "-c", _MARKER_PROBE], what=f"{python}: read marker environment")
+    # Every venv of a runtime links to the same interpreter: probe it once.
+    return dict(_probe_markers(os.path.realpath(python)))
+
+
+@functools.cache
+def _probe_markers(python: str) -> tuple[tuple[str, str], ...]:
+    # -I -S: no site, no user environment; the probe needs only the stdlib and starts faster.
+    result = run(
+        [python, "-I", "-S", "-c", _MARKER_PROBE], what=f"{python}: read marker environment"
+    )
     env: dict[str, str] = json.loads(result.stdout)
-    return env
+    return tuple(sorted(env.items()))
 
 
 def uv_bin() -> str:
