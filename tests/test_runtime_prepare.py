@@ -21,7 +21,7 @@ from venvlayers.runtime import (
     prepare_runtime,
     standalone,
 )
-from venvlayers.runtime import archive as archive_module
+from venvlayers.runtime import archives as archive_module
 from venvlayers.runtime.archives import host_triples
 from venvlayers.runtime.cache import RuntimeCache
 from venvlayers.spec.model import PythonImplementation

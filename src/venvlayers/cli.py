@@ -46,6 +46,14 @@ def include_option(func: F) -> F:
     )(func)
 
 
+def build_dir_option(func: F) -> F:
+    return click.option(
+        "--build-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="The build folder (default: _build beside SPEC).",
+    )(func)
+
+
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(func)
 
@@ -161,11 +169,7 @@ def publish_options(func: F) -> F:
 
 
 def build_options(func: F) -> F:
-    func = click.option(
-        "--build-dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        help="Where layers are built (default: _build beside SPEC).",
-    )(func)
+    func = build_dir_option(func)
     func = click.option(
         "--runtime-source",
         type=click.Choice(["auto", "standalone", "local", "archive"]),
@@ -248,11 +252,7 @@ def run_build(
 @spec_argument
 @include_option
 @publish_options
-@click.option(
-    "--build-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Where the layers were built (default: _build beside SPEC).",
-)
+@build_dir_option
 @click.option(
     "--dry-run", is_flag=True, help="Print the metadata that would be written; write nothing."
 )
@@ -327,11 +327,7 @@ def run_publish(
     default=None,
     help="Where the layers go (default: _export beside SPEC).",
 )
-@click.option(
-    "--build-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Where the layers were built (default: _build beside SPEC).",
-)
+@build_dir_option
 def local_export(
     spec: Path, include: tuple[str, ...], output_dir: Path | None, build_dir: Path | None
 ) -> None:

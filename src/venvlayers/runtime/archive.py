@@ -8,11 +8,10 @@ from pathlib import Path
 from venvlayers.errors import RuntimeProviderError
 from venvlayers.runtime._base import RuntimeCandidate, RuntimeProvider
 from venvlayers.runtime.archives import (
-    check_unpacked,
     host_triples,
+    install_archive,
     parse_archive_name,
     sidecar_sha256,
-    unpack_runtime,
     verify_sha256,
 )
 from venvlayers.runtime.standalone import known_sha256
@@ -71,11 +70,10 @@ class ArchiveProvider(RuntimeProvider):
 
     def materialize(self, candidate: RuntimeCandidate, dest: Path) -> None:
         archive = Path(candidate.origin)
-        verify_sha256(archive, candidate.sha256, origin=str(archive))
-        unpack_runtime(archive, dest)
-        check_unpacked(
+        install_archive(
+            archive,
             dest,
+            sha256=candidate.sha256,
             implementation=candidate.implementation,
             version=candidate.version,
-            origin=str(archive),
         )

@@ -195,3 +195,12 @@ def check_unpacked(root: Path, *, implementation: str, version: str, origin: str
             f"{origin}: the interpreter is {facts.implementation}@{facts.version},"
             f" but the archive name says {implementation}@{version}"
         )
+
+
+def install_archive(
+    archive: Path, dest: Path, *, sha256: str | None, implementation: str, version: str
+) -> None:
+    """Check an install_only archive, unpack it into ``dest`` and prove the result runs."""
+    verify_sha256(archive, sha256, origin=str(archive))
+    unpack_runtime(archive, dest)
+    check_unpacked(dest, implementation=implementation, version=version, origin=str(archive))

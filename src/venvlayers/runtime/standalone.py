@@ -20,11 +20,10 @@ from venvlayers.errors import RuntimeProviderError
 from venvlayers.runtime._base import ProviderContext, RuntimeCandidate, RuntimeProvider
 from venvlayers.runtime.archives import (
     ArchiveName,
-    check_unpacked,
     host_triples,
+    install_archive,
     parse_archive_name,
     sidecar_sha256,
-    unpack_runtime,
     verify_sha256,
 )
 
@@ -155,13 +154,12 @@ class StandaloneProvider(RuntimeProvider):
             archive = self.download(url, candidate.identity, candidate.sha256)
         if candidate.sha256 is None:
             self.context.report(f"{archive.name}: no published sha256 known; not verified")
-        verify_sha256(archive, candidate.sha256, origin=str(archive))
-        unpack_runtime(archive, dest)
-        check_unpacked(
+        install_archive(
+            archive,
             dest,
+            sha256=candidate.sha256,
             implementation=candidate.implementation,
             version=candidate.version,
-            origin=str(archive),
         )
 
     def download(self, url: str, filename: str, sha256: str | None) -> Path:
