@@ -1,9 +1,9 @@
 """``tar.zst``: the default format, multi-threaded zstandard with long distance matching.
 
 Level 10 with a 128 MiB window (``window_log=27``, as ``zstd --long=27``) is the knee of the
-curve on Python environments: archives 1.18x the size of ``tar.xz`` at over 20x its speed on
-two cores; level 9 crosses 1.2x, and each level above costs about 25% more time for 0.2-0.5%
-fewer bytes (figures in docs/benchmarks.md). A 2**27 window is also the largest that every
+curve on Python environments: archives 1.16-1.18x the size of ``tar.xz`` at 20x its speed on
+two cores; level 9 crosses 1.2x, and each level above costs about 25% more CPU time for under
+1% fewer bytes (figures in docs/benchmarks.md). A 2**27 window is also the largest that every
 zstd decoder accepts without being told to allow more memory.
 
 The output is byte-identical for any number of worker threads (zstd's streaming
