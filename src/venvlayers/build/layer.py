@@ -23,6 +23,9 @@ from venvlayers.lock import LayerLock
 from venvlayers.runtime import copy_runtime, prepare_runtime, resolve_source
 from venvlayers.spec import ApplicationSpec, LayeredSpec, LayerSpec, RuntimeSpec, StackSpec
 
+# Files `uv venv` leaves at a venv's root for its own use; CACHEDIR.TAG would even make
+# backup tools skip a deployed layer.
+_UV_VENV_MARKERS = (".gitignore", ".lock", "CACHEDIR.TAG")
 # Installer tools a runtime layer keeps only when its requirements ask for them.
 _INSTALLER_TOOLS = ("pip", "setuptools", "wheel")
 
@@ -121,6 +124,8 @@ def _build_venv(
     )  # fmt: skip
     site_dir = runtime_meta.site_dir
     install_locked(lock, staging / layout.venv_python(), work_dir=build_dir)
+    for marker in _UV_VENV_MARKERS:
+        (staging / marker).unlink(missing_ok=True)
     if isinstance(layer, ApplicationSpec):
         copy_modules([layer.launch_module, *layer.support_modules], staging / site_dir)
     lower_dirs = [f"../{lower_targets[name]}" for name in layer.lower_layers]
