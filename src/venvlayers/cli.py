@@ -509,7 +509,7 @@ def main() -> NoReturn:
         sys.exit(exc.exit_code)
     except VenvLayersError as exc:
         if ui.settings.tracebacks:
-            ui.stderr.print_exception()
+            ui.print_exception()
         ui.error(str(exc))
         sys.exit(1)
     except KeyboardInterrupt:

@@ -1,18 +1,19 @@
-"""Console output: messages on stderr, results on stdout, progress bars on a terminal."""
+"""Console output: messages on stderr, results on stdout, progress bars on a terminal.
+
+rich is imported on first use only, so commands that print little (`run`) start fast.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.logging import RichHandler
-
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclass
@@ -28,18 +29,32 @@ class Settings:
 settings = Settings()
 
 
+@functools.cache
+def stdout() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+@functools.cache
+def stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
 def configure(verbosity: int, *, debug: bool = False) -> None:
     settings.verbosity = verbosity
     settings.debug = debug
-    level = logging.WARNING
-    if verbosity == 1:
-        level = logging.INFO
-    elif verbosity >= 2 or debug:
-        level = logging.DEBUG
+    if verbosity <= 0 and not debug:
+        logging.basicConfig(level=logging.WARNING, format="%(message)s", force=True)
+        return
+    from rich.logging import RichHandler
+
     logging.basicConfig(
-        level=level,
+        level=logging.INFO if verbosity == 1 and not debug else logging.DEBUG,
         format="%(message)s",
-        handlers=[RichHandler(console=stderr, show_time=False, show_path=False)],
+        handlers=[RichHandler(console=stderr(), show_time=False, show_path=False)],
         force=True,
     )
 
@@ -47,25 +62,29 @@ def configure(verbosity: int, *, debug: bool = False) -> None:
 def info(message: str) -> None:
     """A progress note for people; silenced by ``-q``."""
     if settings.verbosity >= 0:
-        stderr.print(message, markup=False)
+        stderr().print(message, markup=False)
 
 
 def warn(message: str) -> None:
-    stderr.print(f"warning: {message}", style="yellow", markup=False)
+    stderr().print(f"warning: {message}", style="yellow", markup=False)
 
 
 def error(message: str) -> None:
-    stderr.print(f"error: {message}", style="bold red", markup=False)
+    stderr().print(f"error: {message}", style="bold red", markup=False)
 
 
 def result(text: str) -> None:
     """Output that is the command's result: always printed, on stdout."""
-    stdout.print(text, markup=False)
+    stdout().print(text, markup=False)
 
 
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def print_exception() -> None:
+    stderr().print_exception()
+
+
 def progress_enabled() -> bool:
-    return settings.verbosity >= 0 and stderr.is_terminal
+    return settings.verbosity >= 0 and sys.stderr.isatty()

@@ -1,9 +1,29 @@
-"""Deploy published layers into a folder, run, verify, remove and garbage-collect them."""
+"""Deploy published layers into a folder, run, verify, remove and garbage-collect them.
 
-from venvlayers.deploy.deploy import DeployResult, deploy
-from venvlayers.deploy.gc import gc, remove_apps
-from venvlayers.deploy.run import run_app
-from venvlayers.deploy.verify import LayerDrift, VerifyReport, verify
+Names are imported on first use, so `venvlayers run` loads only what running needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from venvlayers.deploy.cleanup import gc, remove_apps
+    from venvlayers.deploy.drift import LayerDrift, VerifyReport, verify
+    from venvlayers.deploy.install import DeployResult, deploy
+    from venvlayers.deploy.run import run_app
+
+_HOMES = {
+    "DeployResult": "install",
+    "deploy": "install",
+    "gc": "cleanup",
+    "remove_apps": "cleanup",
+    "run_app": "run",
+    "LayerDrift": "drift",
+    "VerifyReport": "drift",
+    "verify": "drift",
+}
 
 __all__ = [
     "DeployResult",
@@ -15,3 +35,9 @@ __all__ = [
     "run_app",
     "verify",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'venvlayers.deploy' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"venvlayers.deploy.{_HOMES[name]}"), name)

@@ -2,7 +2,7 @@
 
 It is written atomically and last, so it only ever names layers that are fully in place.
 Apps are keyed by their layer name (``app-classify``): deploying a new version of an app
-replaces its entry, and the old version's folder is left for :func:`venvlayers.deploy.gc`.
+replaces its entry, and the old version's folder is left for :func:`venvlayers.deploy.cleanup`.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def archive_progress(
     if console is None:
         from venvlayers import ui
 
-        console = ui.stderr
+        console = ui.stderr()
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

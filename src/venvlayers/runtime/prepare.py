@@ -7,7 +7,8 @@ import shutil
 import time
 from pathlib import Path
 
-from venvlayers.errors import RuntimeProviderError
+from venvlayers._proc import run
+from venvlayers.errors import RuntimeProviderError, ToolError
 from venvlayers.runtime._base import ProviderContext, Report, RuntimeProvider
 from venvlayers.runtime.archive import ArchiveProvider
 from venvlayers.runtime.archives import parse_archive_name
@@ -64,6 +65,9 @@ def prepare_runtime(
     return _prepare_from(provider, impl, cache)
 
 
+_CP = shutil.which("cp")
+
+
 def copy_runtime(prepared: PreparedRuntime, dest: Path) -> None:
     """Copy a prepared runtime into the new folder ``dest`` (symlinks kept as symlinks).
 
@@ -74,8 +78,12 @@ def copy_runtime(prepared: PreparedRuntime, dest: Path) -> None:
         raise RuntimeProviderError(f"cannot copy the runtime to {dest}: it already exists")
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        shutil.copytree(prepared.root, dest, symlinks=True)
-    except OSError as exc:
+        if _CP and os.name == "posix":
+            # cp copies the ~2,000 files of a runtime several times faster than copytree.
+            run([_CP, "-a", prepared.root, dest], what=f"copy the runtime to {dest}")
+        else:
+            shutil.copytree(prepared.root, dest, symlinks=True)
+    except (OSError, ToolError) as exc:
         shutil.rmtree(dest, ignore_errors=True)
         raise RuntimeProviderError(f"cannot copy the runtime to {dest}: {exc}") from exc
 
