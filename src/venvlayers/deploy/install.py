@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,23 +121,34 @@ def _check_archives(
     target: Path,
     report: Callable[[str], None],
 ) -> None:
-    for layer in layers:
-        if layer.install_target in checked:
-            continue
-        archive = archive_of(layer)
-        report(f"{layer.install_target}: checking {archive.archive_name}")
-        try:
-            inspect_archive(
-                plan.archive_path(layer),
-                size=archive.archive_size,
-                sha256=archive.archive_hashes["sha256"],
-                top=layer.install_target,
-            )
-        except ArchiveRefused as exc:
-            raise DeployError(
-                f"{plan.archive_path(layer)}: refused, {exc}; nothing in {target} was changed"
-            ) from None
-        checked.add(layer.install_target)
+    """Check every archive not checked yet, side by side (hashing and zstd free the GIL)."""
+    todo = [layer for layer in layers if layer.install_target not in checked]
+    for layer in todo:
+        report(f"{layer.install_target}: checking {archive_of(layer).archive_name}")
+    with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1) or 1) as pool:
+        failures = [
+            failure
+            for failure in pool.map(lambda layer: _check_archive(plan, layer), todo)
+            if failure
+        ]
+    if failures:
+        raise DeployError(f"{failures[0]}; nothing in {target} was changed")
+    checked.update(layer.install_target for layer in todo)
+
+
+def _check_archive(plan: DeployPlan, layer: LayerPublication) -> str | None:
+    """Why the layer's archive is refused, or None when it is sound."""
+    archive = archive_of(layer)
+    try:
+        inspect_archive(
+            plan.archive_path(layer),
+            size=archive.archive_size,
+            sha256=archive.archive_hashes["sha256"],
+            top=layer.install_target,
+        )
+    except ArchiveRefused as exc:
+        return f"{plan.archive_path(layer)}: refused, {exc}"
+    return None
 
 
 def _deploy_layer(
