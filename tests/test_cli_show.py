@@ -24,7 +24,9 @@ def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def example(tmp_path: Path) -> Path:
     root = tmp_path / "sklearn-demo"
-    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("_build", "_artifacts", "_export", "_deploy"))
+    shutil.copytree(
+        EXAMPLE, root, ignore=shutil.ignore_patterns("_build", "_artifacts", "_export", "_deploy")
+    )
     return root
 
 
