@@ -32,6 +32,7 @@ def test_runtime_only_stack_builds_and_moves(tmp_path: Path) -> None:
     layer = stack / "_build" / "py312"
     meta = json.loads((layer / "share/venv/metadata/venvstacks_layer.json").read_text())
     assert meta["py_version"].startswith("3.12.")
+    assert meta["runtime_source"] in {"local", "standalone", "archive"}
     # Installer tools are removed unless the layer asks for them.
     site = layer / meta["site_dir"]
     assert (site / "six.py").is_file()

@@ -97,6 +97,7 @@ def _build_runtime(
             python=prepared.python,
             py_version=prepared.version,
             site_dir=layout.site_packages(feature),
+            runtime_source=prepared.source,
         ),
     )
     return prepared.version, prepared.source

@@ -35,6 +35,9 @@ class LayerMetadata:
     launch_module: str | None = None
     app_python: str | None = None
     postinstall_script: str = layout.POSTINSTALL_SCRIPT
+    # Extension, runtime layers only: where the runtime came from ("local", "standalone",
+    # "archive"); the exact version is py_version.
+    runtime_source: str | None = None
 
     @property
     def is_layered(self) -> bool:
@@ -42,10 +45,18 @@ class LayerMetadata:
         return self.base_python != self.python
 
     @classmethod
-    def for_runtime(cls, *, python: str, py_version: str, site_dir: str) -> LayerMetadata:
+    def for_runtime(
+        cls, *, python: str, py_version: str, site_dir: str, runtime_source: str | None = None
+    ) -> LayerMetadata:
         """A runtime layer: its base python is its own interpreter."""
         _check_py_version(py_version)
-        return cls(python=python, py_version=py_version, base_python=python, site_dir=site_dir)
+        return cls(
+            python=python,
+            py_version=py_version,
+            base_python=python,
+            site_dir=site_dir,
+            runtime_source=runtime_source,
+        )
 
     @classmethod
     def for_venv(
@@ -94,6 +105,8 @@ class LayerMetadata:
             data["launch_module"] = self.launch_module
         if self.app_python is not None:
             data["app_python"] = self.app_python
+        if self.runtime_source is not None:
+            data["runtime_source"] = self.runtime_source
         return data
 
     @classmethod
@@ -114,6 +127,7 @@ class LayerMetadata:
             launch_module=data.get("launch_module"),
             app_python=data.get("app_python"),
             postinstall_script=data.get("postinstall_script") or layout.POSTINSTALL_SCRIPT,
+            runtime_source=data.get("runtime_source"),
         )
 
 
