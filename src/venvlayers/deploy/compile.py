@@ -17,8 +17,9 @@ from venvlayers.deploy.layermeta import DeployedLayerMeta, resolve_inside
 
 NO_COMPILE_ENV = "VENVLAYERS_NO_COMPILE"
 # Test suites shipped inside packages (scipy, scikit-learn, the stdlib's own) are a third
-# of the source and almost never imported by an app; they compile on first use if ever.
-_SKIP_TESTS = r"[/\\](tests?|testing)[/\\]"
+# of the source and almost never imported by an app, nor are the stdlib's IDE, demos and
+# 2to3; they compile on first use, if ever.
+_SKIP = r"[/\\](tests?|testing|idlelib|turtledemo|lib2to3|ensurepip)[/\\]"
 
 
 def compile_disabled() -> bool:
@@ -46,7 +47,7 @@ class BackgroundCompiler:
         # deliberately broken .py files as test data).
         self._running.append(
             spawn(
-                [python, "-m", "compileall", "-q", "-j", "0", "-x", _SKIP_TESTS,
+                [python, "-m", "compileall", "-q", "-j", "0", "-x", _SKIP,
                  layer_dir / meta.compile_dir],
                 what=f"{name}: byte-compile",
             )
