@@ -75,9 +75,7 @@ def deploy(
         _check_archives(plan, pending, checked, target, report)
         compiler = BackgroundCompiler(target, enabled=compile_bytecode)
         try:
-            for layer in pending:
-                _deploy_layer(plan, layer, target, report)
-                compiler.start(layer.install_target)
+            _unpack_in_order(plan, pending, target, compiler, report)
         except BaseException:
             compiler.stop()
             raise
@@ -151,31 +149,59 @@ def _check_archive(plan: DeployPlan, layer: LayerPublication) -> str | None:
     return None
 
 
-def _deploy_layer(
-    plan: DeployPlan, layer: LayerPublication, target: Path, report: Callable[[str], None]
+def _unpack_in_order(
+    plan: DeployPlan,
+    pending: Sequence[LayerPublication],
+    target: Path,
+    compiler: BackgroundCompiler,
+    report: Callable[[str], None],
+) -> None:
+    """Unpack every pending layer, then ready and place each one, runtime first.
+
+    Unpacking does not depend on the layers beneath, so archives are unpacked side by
+    side (decompressing and writing files free the GIL) while the layers beneath are made
+    ready; a layer's postinstall.py runs only once every layer beneath it is in place.
+    """
+    partials = {
+        layer.install_target: new_partial(target, layer.install_target) for layer in pending
+    }
+    try:
+        with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+            unpacked = {
+                layer.install_target: pool.submit(
+                    _unpack, plan, layer, partials[layer.install_target], report
+                )
+                for layer in pending
+            }
+            for layer in pending:
+                name = layer.install_target
+                unpacked[name].result()
+                _faults.die_if_requested("extract", name)
+                _postinstall(partials[name], name, target, report)
+                _faults.die_if_requested("postinstall", name)
+                move_into_place(partials.pop(name), target / name)
+                compiler.start(name)
+    finally:
+        for partial in partials.values():
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _unpack(
+    plan: DeployPlan, layer: LayerPublication, partial: Path, report: Callable[[str], None]
 ) -> None:
     name = layer.install_target
     report(f"{name}: unpacking")
-    partial = new_partial(target, name)
     try:
-        try:
-            extract_archive(
-                plan.archive_path(layer),
-                partial,
-                sha256=archive_of(layer).archive_hashes["sha256"],
-                top=name,
-            )
-        except ArchiveRefused as exc:
-            raise DeployError(
-                f"{plan.archive_path(layer)}: {exc}; deploy stopped, run it again to finish"
-            ) from None
-        _faults.die_if_requested("extract", name)
-        _postinstall(partial, name, target, report)
-        _faults.die_if_requested("postinstall", name)
-        move_into_place(partial, target / name)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+        extract_archive(
+            plan.archive_path(layer),
+            partial,
+            sha256=archive_of(layer).archive_hashes["sha256"],
+            top=name,
+        )
+    except ArchiveRefused as exc:
+        raise DeployError(
+            f"{plan.archive_path(layer)}: {exc}; deploy stopped, run it again to finish"
+        ) from None
 
 
 def _postinstall(layer_dir: Path, name: str, target: Path, report: Callable[[str], None]) -> None:
