@@ -43,11 +43,13 @@ class BackgroundCompiler:
         python = resolve_inside(
             layer_dir, meta.base_python, self.target, what=f"{name}: base_python"
         )
-        # -j 0: one worker per core; failures are not errors (a package may ship
-        # deliberately broken .py files as test data).
+        # One plain process per layer: layers compile side by side and beside unpacking,
+        # and compileall's own worker pool (-j 0) costs a third more CPU, which a deploy on
+        # a small host runs short of. Failures are not errors (packages ship deliberately
+        # broken .py files as test data).
         self._running.append(
             spawn(
-                [python, "-m", "compileall", "-q", "-j", "0", "-x", _SKIP,
+                [python, "-m", "compileall", "-q", "-x", _SKIP,
                  layer_dir / meta.compile_dir],
                 what=f"{name}: byte-compile",
             )
