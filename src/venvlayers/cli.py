@@ -347,7 +347,7 @@ def local_export(
         ui.result(f"{name}: exported to {result.output_dir / name}")
 
 
-TargetOpt = click.option(
+target_option = click.option(
     "--target",
     "-t",
     required=True,
@@ -358,7 +358,7 @@ TargetOpt = click.option(
 
 @cli.command()
 @click.argument("source", type=click.Path(path_type=Path), metavar="SOURCE")
-@TargetOpt
+@target_option
 @click.option(
     "--app", "apps", multiple=True, metavar="NAME", help="Deploy only this app. Repeatable."
 )
@@ -454,7 +454,7 @@ def gc(target: Path, dry_run: bool) -> None:
 
 @cli.command()
 @spec_argument
-@TargetOpt
+@target_option
 @build_options
 @publish_options
 @click.option("--no-run", is_flag=True, help="Deploy but do not run the apps.")
