@@ -102,3 +102,25 @@ def test_traceback_only_with_debug(tmp_path: Path) -> None:
     debug = cli("--debug", "show", missing)
     assert debug.returncode == 1
     assert "Traceback" in debug.stderr
+
+
+def test_usage_errors_are_one_line() -> None:
+    result = cli("publish", "somewhere", "--format", "rar")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "'rar' is not one of" in lines[0]
+    assert "venvlayers publish --help" in lines[0]
+    unknown = cli("build", "somewhere", "--no-such-option")
+    assert unknown.returncode == 1
+    (line,) = unknown.stderr.strip().splitlines()
+    assert line.startswith("error: No such option")
+    assert "--no-such-option" in line
+    assert line.endswith("(see `venvlayers build --help`)")
+
+
+def test_no_arguments_prints_help() -> None:
+    result = cli()
+    assert result.returncode == 0
+    assert "Usage: venvlayers" in result.stdout
+    assert "deploy" in result.stdout

@@ -504,9 +504,17 @@ def main() -> NoReturn:
     except click.exceptions.Abort:
         ui.error("interrupted; the previous good state is left in place")
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        ui.result(exc.format_message())
+        sys.exit(0)
+    except click.UsageError as exc:
+        # Bad input on the command line is one line and status 1, like any other bad input.
+        command = exc.ctx.command_path if exc.ctx else "venvlayers"
+        ui.error(f"{exc.format_message().rstrip('.')} (see `{command} --help`)")
+        sys.exit(1)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        ui.error(exc.format_message())
+        sys.exit(1)
     except VenvLayersError as exc:
         if ui.settings.tracebacks:
             ui.print_exception()
