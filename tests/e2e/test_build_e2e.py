@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import run_python, venvlayers
+from tests.e2e.helpers import EXAMPLE, run_python, venvlayers
 
 pytestmark = pytest.mark.slow
 
@@ -120,3 +120,18 @@ def test_local_export_moves_and_runs(example_stack: Path, tmp_path: Path) -> Non
     assert out.returncode == 0, out.stderr
     assert "iris accuracy" in out.stdout
     assert str(export) not in (moved / "app-classify/pyvenv.cfg").read_text()
+
+
+def test_include_builds_the_layers_beneath_only(tmp_path: Path) -> None:
+    stack = tmp_path / "stack"
+    shutil.copytree(
+        EXAMPLE, stack, ignore=shutil.ignore_patterns("_build", "_artifacts", "_deploy")
+    )
+    built = venvlayers("build", stack, "--include", "classify").stdout
+    assert "cpython@3.11: built" in built
+    assert "framework-sklearn: built" in built
+    assert "app-classify: built" in built
+    assert not (stack / "_build/app-cluster-report").exists()
+    # --clean rebuilds what is selected even though nothing changed.
+    again = venvlayers("build", stack, "--include", "classify", "--clean").stdout
+    assert again.count(": built") == 3
