@@ -135,3 +135,40 @@ def test_include_builds_the_layers_beneath_only(tmp_path: Path) -> None:
     # --clean rebuilds what is selected even though nothing changed.
     again = venvlayers("build", stack, "--include", "classify", "--clean").stdout
     assert again.count(": built") == 3
+
+
+def test_failed_build_keeps_the_previous_layer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = tmp_path / "stack"
+    shutil.copytree(
+        EXAMPLE, stack, ignore=shutil.ignore_patterns("_build", "_artifacts", "_deploy")
+    )
+    venvlayers("build", stack)
+    support = stack / "launch_modules/report_format.py"
+    support.write_text(support.read_text().replace("clusters", "groups"))
+    # uv cannot fetch the app's wheel: offline, with an empty cache.
+    monkeypatch.setenv("UV_OFFLINE", "1")
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "empty-uv-cache"))
+    failed = venvlayers("build", stack, check=False)
+    assert failed.returncode == 1
+    assert "app-cluster-report" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    build = stack / "_build"
+    assert not [p for p in build.iterdir() if p.name.endswith(".partial")]
+    old = subprocess.run(
+        [str(build / "app-cluster-report/bin/python"), "-m", "cluster_report"],
+        capture_output=True,
+        text=True,
+    )
+    assert old.returncode == 0, old.stderr
+    assert "3 clusters" in old.stdout
+    monkeypatch.delenv("UV_OFFLINE")
+    monkeypatch.delenv("UV_CACHE_DIR")
+    assert "app-cluster-report: built" in venvlayers("build", stack).stdout
+    new = subprocess.run(
+        [str(build / "app-cluster-report/bin/python"), "-m", "cluster_report"],
+        capture_output=True,
+        text=True,
+    )
+    assert "3 groups" in new.stdout
