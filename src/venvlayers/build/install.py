@@ -13,6 +13,7 @@ from packaging.markers import Marker
 from packaging.utils import parse_wheel_filename
 
 from venvlayers._proc import run
+from venvlayers._uv import uv_binary, uv_environment
 from venvlayers.errors import BuildError
 from venvlayers.lock import LayerLock, LockedPackage, LockedWheel
 
@@ -54,20 +55,6 @@ def _probe_markers(python: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(env.items()))
 
 
-def uv_bin() -> str:
-    from uv import find_uv_bin
-
-    return os.fspath(find_uv_bin())
-
-
-def uv_env() -> dict[str, str]:
-    """uv's environment: no user or project config, never a Python download."""
-    env = dict(os.environ)
-    env.update({"UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"})
-    env.pop("VIRTUAL_ENV", None)
-    return env
-
-
 def requirement_lines(lock: LayerLock, marker_env: dict[str, str]) -> list[str]:
     """``name @ wheel-url --hash=...`` for each package this layer installs itself."""
     version = marker_env["python_version"]
@@ -103,12 +90,12 @@ def install_locked(
     try:
         run(
             [
-                uv_bin(), "pip", "install", "--python", python, "--no-deps", "--require-hashes",
+                uv_binary(), "pip", "install", "--python", python, "--no-deps", "--require-hashes",
                 "--no-config", "--only-binary", ":all:", "--break-system-packages",
                 *extra_args, "-r", requirements,
             ],
             what=f"{lock.build_name}: uv pip install",
-            env=uv_env(),
+            env=uv_environment(),
         )  # fmt: skip
     finally:
         requirements.unlink(missing_ok=True)

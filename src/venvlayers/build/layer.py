@@ -13,9 +13,10 @@ from pathlib import Path
 from venvlayers import layout
 from venvlayers._fs import replace_dir
 from venvlayers._proc import run
+from venvlayers._uv import uv_binary, uv_environment
 from venvlayers.build.app_modules import copy_modules
 from venvlayers.build.dynlib import expose_dynlibs, has_dynlibs, write_app_python
-from venvlayers.build.install import install_locked, uv_bin, uv_env
+from venvlayers.build.install import install_locked
 from venvlayers.build.link import write_layer_links
 from venvlayers.build.metadata import LayerMetadata, read_layer_metadata, write_layer_metadata
 from venvlayers.build.scripts import make_scripts_relocatable
@@ -84,9 +85,9 @@ def _build_runtime(
     locked = {package.name for package in lock.packages}
     unwanted = [tool for tool in _INSTALLER_TOOLS if tool not in locked]
     run(
-        [uv_bin(), "pip", "uninstall", "--python", python, "--break-system-packages", *unwanted],
+        [uv_binary(), "pip", "uninstall", "--python", python, "--break-system-packages", *unwanted],
         what=f"{layer.build_name}: remove installer tools",
-        env=uv_env(),
+        env=uv_environment(),
     )
     make_scripts_relocatable(staging)
     expose_dynlibs(staging, exclude=layer.dynlib_exclude)
@@ -117,11 +118,11 @@ def _build_venv(
     base_python = build_dir / runtime_target / runtime_meta.python
     run(
         [
-            uv_bin(), "venv", "--relocatable", "--no-config", "--python", base_python,
+            uv_binary(), "venv", "--relocatable", "--no-config", "--python", base_python,
             "--prompt", layer.build_name, "--quiet", staging,
         ],
         what=f"{layer.build_name}: uv venv",
-        env=uv_env(),
+        env=uv_environment(),
     )  # fmt: skip
     site_dir = runtime_meta.site_dir
     install_locked(lock, staging / layout.venv_python(), work_dir=build_dir)

@@ -20,14 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from venvlayers._proc import run
 from venvlayers.deploy import _faults
-from venvlayers.deploy.compile import NO_COMPILE_ENV, BackgroundCompiler
+from venvlayers.deploy.compile import BackgroundCompiler
 from venvlayers.deploy.dirlock import target_lock
 from venvlayers.deploy.extract import ArchiveRefused, extract_archive, inspect_archive
-from venvlayers.deploy.layermeta import DeployedLayerMeta, resolve_inside
 from venvlayers.deploy.places import move_into_place, new_partial, recover_leftovers
 from venvlayers.deploy.plan import DeployPlan, archive_of, plan_deploy
+from venvlayers.deploy.postinstall import run_postinstall
 from venvlayers.deploy.record import (
     DeployedApp,
     DeployedLayer,
@@ -37,9 +36,6 @@ from venvlayers.deploy.record import (
 )
 from venvlayers.errors import DeployError, ToolError
 from venvlayers.publish.metadata import LayerPublication
-
-# Settings of the calling environment that would make the runtime's python look elsewhere.
-_FOREIGN_PYTHON_ENV = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "VIRTUAL_ENV")
 
 
 @dataclass(frozen=True)
@@ -205,22 +201,13 @@ def _unpack(
 
 
 def _postinstall(layer_dir: Path, name: str, target: Path, report: Callable[[str], None]) -> None:
-    """Run the layer's postinstall.py with its base runtime's python (already in place)."""
-    meta = DeployedLayerMeta.read(layer_dir, name)
-    script = resolve_inside(layer_dir, meta.postinstall_script, layer_dir, what=name)
-    if not script.is_file():
-        return
-    python = resolve_inside(layer_dir, meta.base_python, target, what=f"{name}: base_python")
-    if not python.is_file():
-        raise DeployError(f"{name}: its runtime python {python} is missing; deploy stopped")
-    report(f"{name}: running {meta.postinstall_script}")
-    env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_PYTHON_ENV}
-    # Linking only: compiling waits until every new layer is in place (see compile.py).
-    env[NO_COMPILE_ENV] = "1"
     try:
-        run([python, script], what=f"{name}: {meta.postinstall_script}", env=env)
+        # Linking only: compiling waits until the layer is in place (see compile.py).
+        run_postinstall(layer_dir, name, target, compile_bytecode=False, report=report)
     except ToolError as exc:
         raise DeployError(f"{exc}\n(deploy stopped; the apps deployed before still work)") from None
+    except DeployError as exc:
+        raise DeployError(f"{exc}; deploy stopped") from None
 
 
 def _deployed_layer(layer: LayerPublication) -> DeployedLayer:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from venvlayers import layout
 from venvlayers._fs import replace_dir
-from venvlayers._proc import run
-from venvlayers.build.metadata import read_layer_metadata
+from venvlayers.deploy.postinstall import run_postinstall
 from venvlayers.publish.metadata import write_stack_metadata
 from venvlayers.publish.stage import built_layers, publications
 from venvlayers.spec import StackSpec
@@ -48,21 +47,12 @@ def export_stack(
             ignore=_build_only(source),
         )  # fmt: skip
         report(f"{pub.install_target}: exported")
-        _postinstall(staging, output_dir)
+        run_postinstall(
+            staging, pub.install_target, output_dir, compile_bytecode=True, report=report
+        )
         replace_dir(staging, output_dir / pub.install_target)
     write_stack_metadata(output_dir, pubs)
     return ExportResult(output_dir, tuple(p.install_target for p in pubs))
-
-
-def _postinstall(layer_dir: Path, output_dir: Path) -> None:
-    """Run the layer's postinstall.py with its base runtime's python, as a target would."""
-    meta = read_layer_metadata(layer_dir)
-    base_python = os.path.normpath(layer_dir / meta.base_python)
-    run(
-        [base_python, layer_dir / layout.POSTINSTALL_SCRIPT],
-        what=f"{layer_dir.name}: postinstall.py",
-        cwd=output_dir,
-    )
 
 
 def _build_only(root: Path) -> Callable[[str, list[str]], set[str]]:

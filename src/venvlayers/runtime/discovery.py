@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from venvlayers._proc import run
+from venvlayers._uv import uv_binary
 from venvlayers.errors import RuntimeProviderError, ToolError
 from venvlayers.runtime.probe import probe
 
@@ -54,9 +55,8 @@ def uv_python_dir() -> Path | None:
     if env_dir := os.environ.get("UV_PYTHON_INSTALL_DIR"):
         return Path(env_dir)
     try:
-        import uv
-
-        answer = run([uv.find_uv_bin(), "python", "dir"], what="uv python dir").stdout.strip()
+        # The user's own uv settings apply here: they say where their Pythons are.
+        answer = run([uv_binary(), "python", "dir"], what="uv python dir").stdout.strip()
     except (ImportError, FileNotFoundError, ToolError):
         return None
     return Path(answer) if answer else None
