@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from venvlayers.spec import LayerKind, LayerSpec, StackSpec
+from venvlayers.spec import ApplicationSpec, LayerKind, LayerSpec, StackSpec
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,6 @@ def layer_views(stack: StackSpec, include: Sequence[str] = ()) -> list[LayerView
 
 
 def _launch_module(layer: LayerSpec) -> str | None:
-    from venvlayers.spec import ApplicationSpec
-
     return layer.launch_module_name if isinstance(layer, ApplicationSpec) else None
 
 

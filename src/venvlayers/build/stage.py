@@ -17,7 +17,7 @@ from venvlayers.build.app_modules import modules_hash
 from venvlayers.build.layer import build_layer
 from venvlayers.build.record import BuildRecord, input_hash
 from venvlayers.errors import BuildError
-from venvlayers.lock import read_layer_lock
+from venvlayers.lock import LayerLock, read_layer_lock
 from venvlayers.spec import ApplicationSpec, LayerSpec, RuntimeSpec, StackSpec
 
 
@@ -74,7 +74,7 @@ def _build_when_ready(
     lower_results = [future.result() for future in lowers]
     lock = read_layer_lock(stack, layer)
     install_target = layer.install_target(lock.lock_version)
-    digest = input_hash(_inputs(stack, layer, lock.lock_path, lower_results, options))
+    digest = input_hash(_inputs(layer, lock, lower_results, options))
     final = options.build_dir / install_target
     record = BuildRecord.read(options.build_dir, layer.build_name)
     if not options.clean and record and record.input_hash == digest and final.is_dir():
@@ -106,15 +106,15 @@ def _build_when_ready(
 
 
 def _inputs(
-    stack: StackSpec,
     layer: LayerSpec,
-    lock_path: Path,
+    lock: LayerLock,
     lowers: Sequence[BuildResult],
     options: BuildOptions,
 ) -> dict[str, object]:
     parts: dict[str, object] = {
         "layer": layer.build_name,
-        "lock": lock_path.read_bytes().decode("utf-8", "replace"),
+        # The hash of the lock file's text, already computed when the lock was validated.
+        "lock": [lock.requirements_hash, lock.lock_version],
         "lowers": {r.build_name: _record_hash(options.build_dir, r.build_name) for r in lowers},
         "dynlib_exclude": layer.dynlib_exclude,
     }
