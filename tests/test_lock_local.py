@@ -27,6 +27,8 @@ from venvlayers.lock import (
     marker_environment,
     read_layer_lock,
 )
+from venvlayers.lock.model import LockedPackage
+from venvlayers.lock.uvproject import _preferences_lock
 from venvlayers.spec import StackSpec, load_stack
 
 SPEC = """
@@ -251,6 +253,42 @@ def test_relocking_unchanged_inputs_rewrites_nothing(locked_dir: Path, lock: Loc
     assert [r.changed for r in results] == [False] * len(LAYERS)
     assert not any(r.skipped for r in results)
     assert snapshot(locked_dir / "requirements") == before
+
+
+def test_a_lock_written_by_another_uv_release_is_kept(locked_dir: Path, lock: Lock) -> None:
+    """Wheel fields that some uv releases add (size, upload-time) are not the lock."""
+    folder = locked_dir / "requirements" / "app-app"
+    lock_file, meta_file = folder / "pylock.app-app.toml", folder / "pylock.app-app.meta.json"
+    text = re.sub(
+        r"hashes = \{",
+        "upload-time = 2024-01-02T03:04:05Z, size = 1234, hashes = {",
+        lock_file.read_text(encoding="utf-8"),
+    )
+    assert "size = 1234" in text
+    lock_file.write_text(text, encoding="utf-8")
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    meta["requirements_hash"] = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    meta_file.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    stack = load_stack(locked_dir)
+    assert invalid_layers(stack) == set()
+    before = snapshot(locked_dir / "requirements")
+
+    results = {r.build_name: r for r in lock(stack)}
+    assert not results["app-app"].changed
+    assert results["app-app"].lock_version == 1, "a versioned layer keeps its version"
+    assert snapshot(locked_dir / "requirements") == before
+
+
+def test_preferences_carry_the_cutoff_so_older_uv_keeps_them() -> None:
+    """uv before 0.13 drops a uv.lock whose options lack exclude-newer, and its pins."""
+    package = LockedPackage("alpha", "1.0", None, (), None)
+    text = _preferences_lock([package], ">=3.11", "2026-11-21T00:00:00Z")
+    assert text is not None
+    data = tomllib.loads(text)
+    assert data["options"] == {"exclude-newer": "2026-11-21T00:00:00Z"}
+    assert data["package"][0]["version"] == "1.0"
+    no_cutoff = _preferences_lock([package], ">=3.11", None)
+    assert no_cutoff is not None and "options" not in tomllib.loads(no_cutoff)
 
 
 def test_if_needed_on_a_locked_stack_never_runs_the_resolver(

@@ -12,13 +12,15 @@ class LockedWheel:
 
     ``url`` is None for wheels found in a local folder (``local_wheels``): those are
     recorded by ``path`` relative to the lock file and installed by name and hash.
+
+    Only what identifies the wheel is kept. Fields uv adds or drops between releases
+    (``size``, ``upload-time``) are not, so a lock's identity never depends on which uv
+    release wrote it.
     """
 
     name: str
     url: str | None
     sha256: str
-    size: int | None = None
-    upload_time: str | None = None
     path: str | None = None
 
 

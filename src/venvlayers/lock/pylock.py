@@ -6,11 +6,10 @@ compact: packages sorted by name and version, one wheel per line, no sdists.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +68,8 @@ def _render_package(package: LockedPackage) -> list[str]:
     if package.index:
         lines.append(f"index = {_str(package.index)}")
     lines.append("wheels = [")
-    lines.extend(f"    {_render_wheel(wheel)}," for wheel in package.wheels)
+    # Sorted here, not in uv's order, which is not promised to stay the same.
+    lines.extend(f"    {_render_wheel(w)}," for w in sorted(package.wheels, key=_wheel_key))
     lines.append("]")
     if package.provided_by:
         lines.append("[packages.tool.venvlayers]")
@@ -83,10 +83,6 @@ def _render_wheel(wheel: LockedWheel) -> str:
         fields.append(f"url = {_str(wheel.url)}")
     if wheel.path:
         fields.append(f"path = {_str(wheel.path)}")
-    if wheel.upload_time:
-        fields.append(f"upload-time = {wheel.upload_time}")
-    if wheel.size is not None:
-        fields.append(f"size = {wheel.size}")
     fields.append(f"hashes = {{ sha256 = {_str(wheel.sha256)} }}")
     return "{ " + ", ".join(fields) + " }"
 
@@ -127,21 +123,35 @@ def _parse_package(data: dict[str, Any]) -> LockedPackage:
 
 
 def _parse_wheel(data: dict[str, Any]) -> LockedWheel:
-    upload = data.get("upload-time")
+    # Other keys (``size``, ``upload-time``: written by earlier releases) are not part of
+    # the lock's identity and are ignored.
     return LockedWheel(
         name=data["name"],
         url=data.get("url"),
         path=data.get("path"),
         sha256=data["hashes"]["sha256"],
-        size=data.get("size"),
-        upload_time=format_upload_time(upload) if upload is not None else None,
     )
 
 
-def format_upload_time(value: Any) -> str:
-    """A TOML datetime as we write it (UTC, ``Z``)."""
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return f"{value.isoformat()}Z"
-    return str(value)
+def same_resolution(old_text: str | None, new: LockDocument) -> bool:
+    """True when ``old_text`` is a lock of exactly ``new``'s packages, targets and Python.
+
+    Compared as documents, not bytes: a lock written by another venvlayers or uv release
+    (other comments, optional wheel fields) still counts as the same lock.
+    """
+    if old_text is None:
+        return False
+    try:
+        old = parse(old_text, Path("previous lock"))
+    except LockError:
+        return False
+    return _canonical(old) == _canonical(new)
+
+
+def _canonical(doc: LockDocument) -> LockDocument:
+    packages = (replace(p, wheels=tuple(sorted(p.wheels, key=_wheel_key))) for p in doc.packages)
+    return replace(doc, packages=tuple(sort_packages(list(packages))))
+
+
+def _wheel_key(wheel: LockedWheel) -> tuple[str, str]:
+    return (wheel.name, wheel.sha256)

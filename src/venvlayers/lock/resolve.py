@@ -20,7 +20,6 @@ from venvlayers._proc import run, tool_message
 from venvlayers._uv import uv_binary, uv_environment
 from venvlayers.errors import LockError
 from venvlayers.lock.model import LockedWheel
-from venvlayers.lock.pylock import format_upload_time
 from venvlayers.lock.uvproject import UvProject
 
 
@@ -123,12 +122,4 @@ def _wheel(data: dict[str, Any], lock_folder: Path) -> LockedWheel:
         path = Path(os.path.relpath(path, lock_folder)).as_posix()
     location = url or path or ""
     name = data.get("name") or urllib.parse.unquote(location.rsplit("/", 1)[-1])
-    upload = data.get("upload-time")
-    return LockedWheel(
-        name=name,
-        url=url,
-        path=path,
-        sha256=data["hashes"]["sha256"],
-        size=data.get("size"),
-        upload_time=format_upload_time(upload) if upload is not None else None,
-    )
+    return LockedWheel(name=name, url=url, path=path, sha256=data["hashes"]["sha256"])

@@ -14,7 +14,7 @@ from venvlayers.lock.inputs import exclude_newer, exclude_newer_time, format_tim
 from venvlayers.lock.layer_resolve import ResolveRequest, resolve_layer
 from venvlayers.lock.model import LayerLock, LockedPackage, LockResult
 from venvlayers.lock.narrow import LayerTarget
-from venvlayers.lock.pylock import LockDocument, parse, render
+from venvlayers.lock.pylock import LockDocument, parse, render, same_resolution
 from venvlayers.lock.status import LayerCheck, StatusChecker, layer_lock
 from venvlayers.lock.summary import render_summary
 from venvlayers.spec.model import LayerSpec, StackSpec
@@ -116,7 +116,10 @@ def _lock_layer(
         macosx_target=layer.macosx_target,
         packages=tuple(packages),
     )
-    text = render(doc)
+    # The same resolution keeps the committed bytes, whichever uv or venvlayers release
+    # wrote them: nothing is rewritten and a versioned layer keeps its lock_version.
+    text = check.lock_text if same_resolution(check.lock_text, doc) else render(doc)
+    assert text is not None
     meta = _new_meta(stack, layer, check, text)
     # The metadata goes last: until it is written, the new lock reads as invalid.
     wrote = write_if_changed(files.lock_path, text)

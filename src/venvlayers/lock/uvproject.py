@@ -110,7 +110,7 @@ def make_project(
     return UvProject(
         pyproject=pyproject,
         config=_settings(stack, uv_config, local_wheels, no_index, wheels_only),
-        preferences=_preferences_lock(preferences, requires_python),
+        preferences=_preferences_lock(preferences, requires_python, exclude_newer(stack)),
     )
 
 
@@ -139,7 +139,9 @@ def _settings(
     return config
 
 
-def _preferences_lock(packages: Sequence[LockedPackage], requires_python: str) -> str | None:
+def _preferences_lock(
+    packages: Sequence[LockedPackage], requires_python: str, newer: str | None
+) -> str | None:
     entries = []
     seen = set()
     for package in packages:
@@ -157,9 +159,13 @@ def _preferences_lock(packages: Sequence[LockedPackage], requires_python: str) -
         )
     if not entries:
         return None
-    return tomli_w.dumps(
-        {"version": 1, "revision": 3, "requires-python": requires_python, "package": entries}
-    )
+    lock: dict[str, Any] = {"version": 1, "revision": 3, "requires-python": requires_python}
+    if newer is not None:
+        # uv releases before 0.13 discard a lock whose options lack the cutoff in force,
+        # and with it every preference: relocking would then move to newer versions.
+        lock["options"] = {"exclude-newer": newer}
+    lock["package"] = entries
+    return tomli_w.dumps(lock)
 
 
 def _ordered_indexes(indexes: Any, priority: Sequence[str]) -> list[Any]:
