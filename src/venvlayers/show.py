@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from venvlayers.spec import ApplicationSpec, LayerKind, LayerSpec, StackSpec
+from venvlayers.errors import VenvLayersError
+from venvlayers.spec import ApplicationSpec, LayerKind, LayerSpec, RuntimeSpec, StackSpec
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,11 @@ class LayerView:
     lower_layers: tuple[str, ...]
     python_implementation: str
     launch_module: str | None
+    # Runtime layers only: why no runtime source can provide the version (None: fine).
+    runtime_problem: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "name": self.name,
             "build_name": self.build_name,
             "install_target": self.install_target,
@@ -40,6 +43,9 @@ class LayerView:
             "python_implementation": self.python_implementation,
             "launch_module": self.launch_module,
         }
+        if self.kind is LayerKind.RUNTIME:
+            data["runtime_problem"] = self.runtime_problem
+        return data
 
 
 def layer_views(stack: StackSpec, include: Sequence[str] = ()) -> list[LayerView]:
@@ -64,9 +70,22 @@ def layer_views(stack: StackSpec, include: Sequence[str] = ()) -> list[LayerView
                 lower_layers=layer.lower_layers,
                 python_implementation=str(runtime.python_implementation),
                 launch_module=_launch_module(layer),
+                runtime_problem=_runtime_problem(layer),
             )
         )
     return views
+
+
+def _runtime_problem(layer: LayerSpec) -> str | None:
+    """What ``lock`` would refuse about a runtime's version; ``show`` only marks it."""
+    from venvlayers.runtime import runtime_problem
+
+    if not isinstance(layer, RuntimeSpec) or not layer.enabled:
+        return None
+    try:
+        return runtime_problem(layer)
+    except VenvLayersError as exc:
+        return str(exc)
 
 
 def _launch_module(layer: LayerSpec) -> str | None:
@@ -87,10 +106,13 @@ def render_text(views: Sequence[LayerView]) -> str:
                 title = f"{view.build_name} -> {view.install_target}"
             if not view.enabled:
                 title += "  (disabled: no platforms)"
+            if view.runtime_problem is not None:
+                title += "  (runtime unavailable, see below)"
             lines.append(f"  {mark}{title}")
             lines.extend(f"      {lower}" for lower in view.lower_layers)
     if any(not v.locked for v in views):
         lines.append("(* = no valid lock: run `venvlayers lock SPEC`)")
+    lines.extend(f"unavailable: {v.runtime_problem}" for v in views if v.runtime_problem)
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ from venvlayers.lock.narrow import LayerTarget
 from venvlayers.lock.pylock import LockDocument, parse, render, same_resolution
 from venvlayers.lock.status import LayerCheck, StatusChecker, layer_lock
 from venvlayers.lock.summary import render_summary
+from venvlayers.runtime import check_runtime_versions
 from venvlayers.spec.model import LayerSpec, StackSpec
 
 Report = Callable[[str], None]
@@ -48,6 +49,8 @@ def lock_stack(
     valid lock. ``reset_lock``: those layers relock from scratch, without their old pins
     as preferences. Unchanged results rewrite nothing.
     """
+    # Offline and quick: a runtime no source provides fails here, not at the end of a build.
+    check_runtime_versions(stack.select(include))
     options = _Options(allow_missing, local_wheels, no_index, report)
     relock = _relock_set(stack, include)
     reset = {layer.build_name for layer in stack.layers() if _matches(layer, reset_lock)}

@@ -5,6 +5,11 @@ once into the user cache, and is copied from there into each runtime layer that 
 """
 
 from venvlayers.runtime._base import RuntimeCandidate, RuntimeProvider
+from venvlayers.runtime.availability import (
+    check_runtime_available,
+    check_runtime_versions,
+    runtime_problem,
+)
 from venvlayers.runtime.cache import PreparedRuntime, default_cache_dir
 from venvlayers.runtime.prepare import (
     PROVIDERS,
@@ -24,8 +29,11 @@ __all__ = [
     "PreparedRuntime",
     "RuntimeCandidate",
     "RuntimeProvider",
+    "check_runtime_available",
+    "check_runtime_versions",
     "copy_runtime",
     "default_cache_dir",
     "prepare_runtime",
     "resolve_source",
+    "runtime_problem",
 ]

@@ -44,6 +44,8 @@ class PreparedRuntime:
     source: str
     origin: str
     python: str
+    # How the source found it ("pyenv", "download", ...); empty for entries of older releases.
+    found_by: str = ""
 
 
 def default_cache_dir() -> Path:
@@ -138,6 +140,7 @@ class RuntimeCache:
                 source=str(data["source"]),
                 origin=str(data["origin"]),
                 python=str(data["python"]),
+                found_by=str(data.get("found_by") or ""),
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -14,8 +15,10 @@ from venvlayers.runtime.archive import ArchiveProvider
 from venvlayers.runtime.archives import parse_archive_name
 from venvlayers.runtime.cache import PreparedRuntime, RuntimeCache, default_cache_dir
 from venvlayers.runtime.local import LocalProvider
-from venvlayers.runtime.standalone import MIRROR_ENV, StandaloneProvider
+from venvlayers.runtime.standalone import MIRROR_ENV, DownloadUnreachable, StandaloneProvider
 from venvlayers.spec.model import PythonImplementation
+
+log = logging.getLogger(__name__)
 
 SOURCE_ENV = "VENVLAYERS_RUNTIME_SOURCE"
 SOURCES = ("auto", "standalone", "local", "archive")
@@ -139,17 +142,33 @@ def _prepare_auto(
 
     steps = _auto_steps(context)
     reasons: list[str] = []
+    unreachable: DownloadUnreachable | None = None
     for step, skip_reason in steps:
         if step is None:
             reasons.append(skip_reason)
             report(f"runtime {impl}: skipped {skip_reason}")
             continue
         try:
-            return _prepare_from(step, impl, cache)
+            prepared = _prepare_from(step, impl, cache)
         except RuntimeProviderError as exc:
+            cause = exc.__cause__ if isinstance(exc.__cause__, DownloadUnreachable) else exc
+            if isinstance(cause, DownloadUnreachable):
+                # Expected on hosts without internet access: the next source is the answer,
+                # and the raw network error is only for -v.
+                unreachable = cause
+                log.info("runtime %s: %s", impl, cause)
+                reasons.append(f"{step.source}: {cause.host} unreachable ({cause.reason})")
+                continue
             reason = f"{step.source}: {str(exc).removeprefix(f'{impl}: ')}"
             reasons.append(reason)
             report(f"runtime {impl}: skipped {reason}")
+            continue
+        if unreachable is not None:
+            report(
+                f"warning: runtime {impl}: standalone builds unreachable ({unreachable.host});"
+                f" using {_described_source(prepared)}"
+            )
+        return prepared
     raise RuntimeProviderError(f"{impl}: no runtime source can provide it: {'; '.join(reasons)}")
 
 
@@ -177,6 +196,13 @@ def _provider_for_path(context: ProviderContext) -> RuntimeProvider:
     if path.is_dir() and not any(path.glob("bin/python3*")):
         return StandaloneProvider(context)
     return LocalProvider(context)
+
+
+def _described_source(prepared: PreparedRuntime) -> str:
+    """``local CPython 3.11.7 from pyenv``: what a fallback settled on, in a few words."""
+    impl = {"cpython": "CPython", "pypy": "PyPy"}.get(prepared.implementation)
+    found = f" from {prepared.found_by}" if prepared.found_by else ""
+    return f"{prepared.source} {impl or prepared.implementation} {prepared.version}{found}"
 
 
 def _describe(prepared: PreparedRuntime) -> str:

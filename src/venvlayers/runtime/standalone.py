@@ -28,6 +28,21 @@ from venvlayers.runtime.archives import (
 )
 
 MIRROR_ENV = "VENVLAYERS_PBS_MIRROR"
+
+
+class DownloadUnreachable(RuntimeProviderError):
+    """The download host did not answer at all (no network, DNS, refused, timeout).
+
+    Unlike a missing file or a bad checksum, this says nothing about the runtime itself:
+    ``auto`` moves on to the local source without alarming anyone.
+    """
+
+    def __init__(self, message: str, *, host: str, reason: str) -> None:
+        super().__init__(message)
+        self.host = host
+        self.reason = reason
+
+
 DOWNLOAD_TIMEOUT = 60.0
 _CONFIGURED = "configured"
 _OFFLINE_HINT = (
@@ -182,12 +197,23 @@ class StandaloneProvider(RuntimeProvider):
             os.replace(partial, target)
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
-            raise RuntimeProviderError(
-                f"download of {url} failed ({reason}); {_OFFLINE_HINT}"
-            ) from exc
+            message = f"download of {url} failed ({reason}); {_OFFLINE_HINT}"
+            if _unreachable(exc):
+                host = urllib.parse.urlparse(url).hostname or url
+                raise DownloadUnreachable(message, host=host, reason=str(reason)) from exc
+            raise RuntimeProviderError(message) from exc
         finally:
             partial.unlink(missing_ok=True)
         return target
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """No answer from the host, as opposed to an answer we did not like (HTTP 404...)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return False
+    if isinstance(exc, urllib.error.URLError):
+        return True
+    return isinstance(exc, (ConnectionError, TimeoutError))
 
 
 def _as_folder(mirror: str | None) -> Path | None:
