@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +20,36 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class UserPath(click.Path):
+    """A path typed by the user, made absolute here, once: no stage sees a relative path,
+    a ``..`` or the current directory, so every message and record names the real place.
+
+    ``folder``: the path names a folder that may not exist yet; refused when something on
+    its way is a file, so no command fails later with NotADirectoryError.
+    """
+
+    def __init__(self, *, folder: bool = False, exists: bool = False) -> None:
+        super().__init__(path_type=Path, file_okay=not folder, exists=exists)
+        self.folder = folder
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, Path) and value.is_absolute():
+            return value
+        if not str(value):
+            self.fail("an empty path names no folder; give a path", param, ctx)
+        try:
+            os.stat(value)
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                self.fail(f"path too long ({len(str(value))} characters)", param, ctx)
+        path = Path(os.fsdecode(super().convert(value, param, ctx))).resolve()
+        if self.folder:
+            on_the_way = next((p for p in (path, *path.parents) if p.exists()), None)
+            if on_the_way is not None and not on_the_way.is_dir():
+                self.fail(f"{on_the_way} is a file, so {path} cannot be a folder", param, ctx)
+        return path
+
+
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     help="Lock, build, publish and deploy layered Python environments defined by a"
@@ -32,7 +64,7 @@ def cli(verbose: int, quiet: bool, debug: bool) -> None:
 
 
 def spec_argument(func: F) -> F:
-    return click.argument("spec", type=click.Path(path_type=Path), metavar="SPEC")(func)
+    return click.argument("spec", type=UserPath(exists=True), metavar="SPEC")(func)
 
 
 def include_option(func: F) -> F:
@@ -49,7 +81,7 @@ def include_option(func: F) -> F:
 def build_dir_option(func: F) -> F:
     return click.option(
         "--build-dir",
-        type=click.Path(path_type=Path, file_okay=False),
+        type=UserPath(folder=True),
         help="The build folder (default: _build beside SPEC).",
     )(func)
 
@@ -106,7 +138,7 @@ def show(spec: Path, include: tuple[str, ...], as_json: bool) -> None:
 )
 @click.option(
     "--local-wheels",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=UserPath(folder=True),
     help="A folder of wheels to use beside the package indexes.",
 )
 @click.option("--no-index", is_flag=True, help="Use only --local-wheels, no package index.")
@@ -146,7 +178,7 @@ def publish_options(func: F) -> F:
     func = click.option(
         "--output-dir",
         "-o",
-        type=click.Path(path_type=Path, file_okay=False),
+        type=UserPath(folder=True),
         help="Where archives and metadata go (default: _artifacts beside SPEC).",
     )(func)
     func = click.option(
@@ -323,7 +355,7 @@ def run_publish(
 @click.option(
     "--output-dir",
     "-o",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=UserPath(folder=True),
     default=None,
     help="Where the layers go (default: _export beside SPEC).",
 )
@@ -351,13 +383,13 @@ target_option = click.option(
     "--target",
     "-t",
     required=True,
-    type=click.Path(path_type=Path, file_okay=False),
+    type=UserPath(folder=True),
     help="The folder the layers are deployed into.",
 )
 
 
 @cli.command()
-@click.argument("source", type=click.Path(path_type=Path), metavar="SOURCE")
+@click.argument("source", type=UserPath(), metavar="SOURCE")
 @target_option
 @click.option(
     "--app", "apps", multiple=True, metavar="NAME", help="Deploy only this app. Repeatable."
@@ -388,7 +420,7 @@ def deploy(source: Path, target: Path, apps: tuple[str, ...], compile_bytecode: 
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.argument("target", type=click.Path(path_type=Path, file_okay=False), metavar="DIR")
+@click.argument("target", type=UserPath(folder=True, exists=True), metavar="DIR")
 @click.argument("name", metavar="APP")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(target: Path, name: str, args: tuple[str, ...]) -> None:
@@ -405,7 +437,7 @@ def run(target: Path, name: str, args: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("target", type=click.Path(path_type=Path, file_okay=False), metavar="DIR")
+@click.argument("target", type=UserPath(folder=True, exists=True), metavar="DIR")
 @click.argument("apps", nargs=-1, metavar="[APP]...")
 @json_option
 def verify(target: Path, apps: tuple[str, ...], as_json: bool) -> None:
@@ -425,7 +457,7 @@ def verify(target: Path, apps: tuple[str, ...], as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("target", type=click.Path(path_type=Path, file_okay=False), metavar="DIR")
+@click.argument("target", type=UserPath(folder=True, exists=True), metavar="DIR")
 @click.argument("apps", nargs=-1, required=True, metavar="APP...")
 def remove(target: Path, apps: tuple[str, ...]) -> None:
     """Remove deployed apps from DIR, and the layers no remaining app needs."""
@@ -439,7 +471,7 @@ def remove(target: Path, apps: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("target", type=click.Path(path_type=Path, file_okay=False), metavar="DIR")
+@click.argument("target", type=UserPath(folder=True, exists=True), metavar="DIR")
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 def gc(target: Path, dry_run: bool) -> None:
     """Remove the layers in DIR that no deployed app uses."""
@@ -457,7 +489,23 @@ def gc(target: Path, dry_run: bool) -> None:
 @target_option
 @build_options
 @publish_options
-@click.option("--no-run", is_flag=True, help="Deploy but do not run the apps.")
+@click.option(
+    "--run",
+    "run_apps",
+    multiple=True,
+    metavar="APP",
+    help="Run only this app after deploying. Repeatable (default: every app).",
+)
+@click.option("--no-run", is_flag=True, help="Deploy but do not run any app.")
+@click.option(
+    "--run-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=15.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long each app may run; one still running then (a service) is stopped"
+    " and counts as started.",
+)
 def up(
     spec: Path,
     target: Path,
@@ -469,17 +517,29 @@ def up(
     fmt: str,
     tag_outputs: bool,
     force: bool,
+    run_apps: tuple[str, ...],
     no_run: bool,
+    run_timeout: float,
 ) -> None:
-    """Lock (if needed), build, publish and deploy SPEC into --target, then run every app.
+    """Lock (if needed), build, publish and deploy SPEC into --target, then smoke-run the apps.
 
-    The whole pipeline in one command; each step skips work that is already done.
+    The whole pipeline in one command; each step skips work that is already done. Each
+    app (or each --run APP) then runs once with no arguments and no input: it must exit
+    with status 0, or still be running after --run-timeout seconds (a service), when it is
+    stopped. `up` always returns by itself; exit status 1 when an app failed.
     """
     from venvlayers.deploy import deploy as deploy_stack
-    from venvlayers.deploy import run_app
+    from venvlayers.deploy import smoke_run
     from venvlayers.lock import lock_stack
 
     stack = load(spec)
+    known = {app.name for app in stack.applications} | {
+        app.build_name for app in stack.applications
+    }
+    for name in run_apps:
+        if name not in known:
+            apps = ", ".join(app.name for app in stack.applications)
+            raise click.BadParameter(f"no app named {name!r} in {spec} (apps: {apps})")
     lock_stack(stack, if_needed=True, report=ui.info)
     built = run_build(stack, (), build_dir, runtime_source, False, clean, 2)
     published = run_publish(stack, (), built, output_dir, fmt, tag_outputs, force, False)
@@ -488,9 +548,16 @@ def up(
     if no_run:
         return
     failed = 0
-    for app_name in result.apps:
+    for app_name in run_apps or result.apps:
         ui.info(f"$ venvlayers run {target} {app_name}")
-        failed += run_app(target, app_name, []) != 0
+        outcome = smoke_run(target, app_name, time_limit=run_timeout)
+        if outcome.status is None:
+            ui.result(f"{app_name}: still running after {run_timeout:g} s; stopped (a service?)")
+        elif outcome.status == 0:
+            ui.result(f"{app_name}: ran ({outcome.seconds:.1f} s)")
+        else:
+            ui.error(f"{app_name}: exited with status {outcome.status}")
+        failed += not outcome.ok
     if failed:
         raise SystemExit(1)
 

@@ -1,6 +1,7 @@
 """Where things live inside a layer folder: the deployed-layer contract's paths.
 
-Every path here is relative to the layer's own folder, with ``/`` separators.
+Every path here is relative to the layer's own folder, with ``/`` separators, except the
+conventional names around a stack specification at the end.
 """
 
 from __future__ import annotations
@@ -35,3 +36,10 @@ def runtime_python(py_feature_version: str, *, windows: bool = False) -> str:
 def venv_python(*, windows: bool = False) -> str:
     """The interpreter inside a framework or application venv."""
     return "Scripts/python.exe" if windows else "bin/python"
+
+
+# Around a stack specification: its file name, and the default build and publish folders
+# beside it.
+SPEC_FILENAME = "venvstacks.toml"
+DEFAULT_BUILD_DIR = "_build"
+DEFAULT_OUTPUT_DIR = "_artifacts"

@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from venvlayers import __version__
+from venvlayers import __version__, layout
 from venvlayers.build.app_modules import modules_hash
 from venvlayers.build.layer import build_layer
 from venvlayers.build.record import BuildRecord, input_hash
@@ -40,7 +40,7 @@ class BuildOptions:
 
 
 def default_build_dir(stack: StackSpec) -> Path:
-    return stack.spec_dir / "_build"
+    return stack.spec_dir / layout.DEFAULT_BUILD_DIR
 
 
 def build_stack(

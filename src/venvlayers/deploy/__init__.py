@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from venvlayers.deploy.cleanup import gc, remove_apps
     from venvlayers.deploy.drift import LayerDrift, VerifyReport, verify
     from venvlayers.deploy.install import DeployResult, deploy
-    from venvlayers.deploy.run import run_app
+    from venvlayers.deploy.run import SmokeRun, run_app, smoke_run
 
 _HOMES = {
     "DeployResult": "install",
@@ -20,6 +20,8 @@ _HOMES = {
     "gc": "cleanup",
     "remove_apps": "cleanup",
     "run_app": "run",
+    "SmokeRun": "run",
+    "smoke_run": "run",
     "LayerDrift": "drift",
     "VerifyReport": "drift",
     "verify": "drift",
@@ -28,11 +30,13 @@ _HOMES = {
 __all__ = [
     "DeployResult",
     "LayerDrift",
+    "SmokeRun",
     "VerifyReport",
     "deploy",
     "gc",
     "remove_apps",
     "run_app",
+    "smoke_run",
     "verify",
 ]
 

@@ -79,6 +79,6 @@ def resolve_inside(layer_dir: Path, relative: str, root: Path, *, what: str) -> 
     if os.path.isabs(relative):
         raise DeployError(f"{what}: {relative!r} must be relative to the layer folder")
     resolved = Path(os.path.normpath(layer_dir.absolute() / relative))
-    if not resolved.is_relative_to(root.absolute()):
+    if not resolved.is_relative_to(os.path.normpath(root.absolute())):
         raise DeployError(f"{what}: {relative!r} points outside the deployment folder {root}")
     return resolved

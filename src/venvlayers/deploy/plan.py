@@ -6,8 +6,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from venvlayers import layout
+from venvlayers.deploy.record import STATE_DIR
 from venvlayers.errors import DeployError, PublishError
-from venvlayers.publish.metadata import ArchiveFields, LayerPublication, read_stack_metadata
+from venvlayers.publish.metadata import (
+    STACK_METADATA,
+    ArchiveFields,
+    LayerPublication,
+    read_stack_metadata,
+)
 from venvlayers.spec import LayerKind
 
 _KIND_ORDER = {LayerKind.RUNTIME: 0, LayerKind.FRAMEWORK: 1, LayerKind.APPLICATION: 2}
@@ -47,6 +54,8 @@ def app_matches(layer: LayerPublication, name: str) -> bool:
 
 def plan_deploy(source: Path, apps: Sequence[str] = ()) -> DeployPlan:
     """The apps named (all by default) and every layer they need, from published ``source``."""
+    if not (source / STACK_METADATA).is_file() and not _is_metadata_file(source):
+        raise DeployError(not_published_output(source))
     try:
         root, published = read_stack_metadata(source)
     except PublishError as exc:
@@ -91,3 +100,51 @@ def _choose_apps(
         if match not in chosen:
             chosen.append(match)
     return chosen
+
+
+def _is_metadata_file(source: Path) -> bool:
+    return source.is_file() and source.name == Path(STACK_METADATA).name
+
+
+def not_published_output(source: Path) -> str:
+    """Why ``source`` is not a published output, from what it does hold, and what to deploy."""
+    if not source.exists() and not source.is_symlink():
+        return (
+            f"{source}: no such file or folder (deploy the output folder of `venvlayers publish`)"
+        )
+    if not source.is_dir():
+        spec_dir = source.parent if source.name == layout.SPEC_FILENAME else None
+        if spec_dir is None:
+            return (
+                f"{source}: a file, not a published output folder (deploy the folder"
+                f" `venvlayers publish` wrote, holding {STACK_METADATA})"
+            )
+        source = spec_dir
+    if (source / layout.SPEC_FILENAME).is_file():
+        output = source / layout.DEFAULT_OUTPUT_DIR
+        if (output / STACK_METADATA).is_file():
+            return f"{source}: a stack specification folder; deploy its published output {output}"
+        return (
+            f"{source}: a stack specification folder, not published output; run"
+            f" `venvlayers publish {source}`, then deploy {output}"
+        )
+    built = sorted(
+        p.name.removesuffix(layout.BUILD_RECORD_SUFFIX)
+        for p in source.glob(f"*{layout.BUILD_RECORD_SUFFIX}")
+    )
+    if built:
+        output = source.parent / layout.DEFAULT_OUTPUT_DIR
+        spec = source.parent / layout.SPEC_FILENAME
+        step = (
+            f"deploy {output}"
+            if (output / STACK_METADATA).is_file()
+            else f"run `venvlayers publish {spec if spec.is_file() else 'SPEC'}`, then deploy"
+            f" its output ({output} by default)"
+        )
+        return f"{source}: a build folder (built layers: {', '.join(built)}), not published output; {step}"
+    if (source / STATE_DIR).is_dir():
+        return f"{source}: a deployment target, not published output; deploy from a publish output folder"
+    return (
+        f"{source}: no {STACK_METADATA} here, and nothing else venvlayers knows"
+        " (deploy the folder `venvlayers publish` wrote)"
+    )

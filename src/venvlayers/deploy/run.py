@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import shlex
 import signal
+import subprocess
 import threading
+import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -14,6 +19,8 @@ from venvlayers._proc import run
 from venvlayers.deploy.layermeta import DeployedLayerMeta, resolve_inside
 from venvlayers.deploy.record import DeployedApp, load_record
 from venvlayers.errors import DeployError
+
+log = logging.getLogger("venvlayers.run")
 
 
 def command_for(target: Path, name: str, args: Sequence[str]) -> list[str]:
@@ -42,6 +49,61 @@ def run_app(target: Path, name: str, args: Sequence[str]) -> int:
     with _interrupts_go_to_child():
         result = run(command, what=name, capture=False, check=False)
     return result.returncode if result.returncode >= 0 else 128 - result.returncode
+
+
+# How long a stopped app gets to exit after SIGTERM before it is killed.
+_STOP_GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class SmokeRun:
+    """How a smoke run of an app ended: it exited with ``status``, or it was still running
+    after the time limit (a service, usually) and was stopped."""
+
+    name: str
+    status: int | None
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (0, None)
+
+
+def smoke_run(target: Path, name: str, *, time_limit: float) -> SmokeRun:
+    """Run ``name`` with no arguments and no input, for at most ``time_limit`` seconds.
+
+    The app runs in a session of its own, so that stopping it (SIGTERM, then SIGKILL after
+    a grace period) reaches every process it started, and a Ctrl-C at the terminal reaches
+    only venvlayers, which then stops the app before it reports the interruption.
+    """
+    command = command_for(target, name, [])
+    log.debug("run (%s): %s", name, shlex.join(command))
+    started = time.monotonic()
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        status: int | None = process.wait(timeout=time_limit)
+    except subprocess.TimeoutExpired:
+        status = None
+    finally:
+        # Reached with the app still running on a timeout and on KeyboardInterrupt alike.
+        _stop_session(process)
+    seconds = time.monotonic() - started
+    if status is not None and status < 0:
+        status = 128 - status
+    return SmokeRun(name, status, seconds)
+
+
+def _stop_session(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, _STOP_GRACE_SECONDS), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _interpreter(layer_dir: Path, relative: str, target: Path, name: str) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from venvlayers import layout
-from venvlayers._fs import replace_dir
+from venvlayers._fs import staged_dir
 from venvlayers.deploy.postinstall import run_postinstall
 from venvlayers.publish.metadata import write_stack_metadata
 from venvlayers.publish.stage import built_layers, publications
@@ -40,17 +41,19 @@ def export_stack(
     output_dir.mkdir(parents=True, exist_ok=True)
     for (_, record), pub in zip(layers, pubs, strict=True):
         source = build_dir / record.install_target
-        staging = output_dir / f".{pub.install_target}.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(
-            source, staging, symlinks=True, copy_function=_link_or_copy,
-            ignore=_build_only(source),
-        )  # fmt: skip
-        report(f"{pub.install_target}: exported")
-        run_postinstall(
-            staging, pub.install_target, output_dir, compile_bytecode=True, report=report
-        )
-        replace_dir(staging, output_dir / pub.install_target)
+        # What a killed export left behind; a failure now removes its own staging folder.
+        for stale in output_dir.glob(f".{glob.escape(pub.install_target)}.*partial"):
+            shutil.rmtree(stale, ignore_errors=True)
+        with staged_dir(output_dir / pub.install_target) as staging:
+            staging.rmdir()
+            shutil.copytree(
+                source, staging, symlinks=True, copy_function=_link_or_copy,
+                ignore=_build_only(source),
+            )  # fmt: skip
+            report(f"{pub.install_target}: exported")
+            run_postinstall(
+                staging, pub.install_target, output_dir, compile_bytecode=True, report=report
+            )
     write_stack_metadata(output_dir, pubs)
     return ExportResult(output_dir, tuple(p.install_target for p in pubs))
 

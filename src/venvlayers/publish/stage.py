@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from venvlayers import __version__
+from venvlayers import __version__, layout
 from venvlayers._fs import read_json, write_json
 from venvlayers.build.record import BuildRecord
 from venvlayers.errors import PublishError
@@ -51,7 +51,7 @@ class PublishResult:
 
 
 def default_output_dir(stack: StackSpec) -> Path:
-    return stack.spec_dir / "_artifacts"
+    return stack.spec_dir / layout.DEFAULT_OUTPUT_DIR
 
 
 def built_layers(

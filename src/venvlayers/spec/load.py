@@ -9,6 +9,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from venvlayers import layout
 from venvlayers.errors import SpecError
 from venvlayers.spec.c3 import C3Conflict, linearize
 from venvlayers.spec.fields import Fields
@@ -40,7 +41,7 @@ from venvlayers.spec.values import (
     version_key,
 )
 
-SPEC_FILENAME = "venvstacks.toml"
+SPEC_FILENAME = layout.SPEC_FILENAME
 __all__ = ["SPEC_FILENAME", "UV_CONFIG_FILENAME", "load_stack"]
 
 _COMMON_FIELDS = (
