@@ -384,16 +384,17 @@ def test_relock_keeps_previous_pins_unless_reset(stack_dir: Path, lock: Lock) ->
     assert [p.version for p in read_layer_lock(stack, runtime).packages] == ["2.0"]
 
 
-def test_conflict_with_a_lower_layer_names_the_layer_and_quotes_uv(
+def test_conflict_with_a_lower_layer_names_the_layer_the_packages_and_the_pin(
     locked_dir: Path, lock: Lock
 ) -> None:
     stack = edit_spec(locked_dir, 'requirements = ["beta"]', 'requirements = ["beta", "alpha<2"]')
     with pytest.raises(LockError) as caught:
         lock(stack)
-    message = str(caught.value)
-    assert message.startswith("framework 'fw': cannot be locked; uv says:")
-    assert "No solution found" in message
-    assert "pinned by lower layers: alpha==2.0 (from cpython@3.11)" in message
+    assert str(caught.value).splitlines() == [
+        "framework 'fw': cannot be locked: conflicting requirements: the layer requires alpha<2"
+        " and alpha==2.0",
+        "  pinned by lower layers: alpha==2.0 (from cpython@3.11)",
+    ]
 
 
 def test_missing_wheels_are_listed_with_the_platforms_that_work(

@@ -58,9 +58,10 @@ def test_conflict_inside_a_layer_names_it_and_quotes_uv(tmp_path: Path) -> None:
     with pytest.raises(LockError) as caught:
         lock_stack(stack)
     message = str(caught.value)
-    assert message.startswith("framework 'web': cannot be locked; uv says:")
-    assert "No solution found" in message
-    assert "idna<3 and idna>=3.5" in message
+    assert message == (
+        "framework 'web': cannot be locked: conflicting requirements: the layer requires"
+        " idna<3 and idna>=3.5"
+    )
 
 
 def test_conflict_with_the_runtime_names_the_layer_and_the_pin(tmp_path: Path) -> None:
@@ -68,8 +69,8 @@ def test_conflict_with_the_runtime_names_the_layer_and_the_pin(tmp_path: Path) -
     with pytest.raises(LockError) as caught:
         lock_stack(stack)
     message = str(caught.value)
-    assert message.startswith("framework 'old': cannot be locked; uv says:")
-    assert "No solution found" in message
+    assert message.startswith("framework 'old': cannot be locked: conflicting requirements:")
+    assert len(message.splitlines()) == 2
     numpy = next(p for p in read_layer_lock(stack, stack.layer("cpython@3.11")).packages)
     assert f"pinned by lower layers: numpy=={numpy.version} (from cpython@3.11)" in message
 

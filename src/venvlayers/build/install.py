@@ -15,7 +15,7 @@ from packaging.utils import parse_wheel_filename
 from venvlayers._proc import run
 from venvlayers._uv import uv_binary, uv_environment
 from venvlayers.errors import BuildError
-from venvlayers.lock import LayerLock, LockedPackage, LockedWheel
+from venvlayers.lock import LayerLock, LockedPackage, LockedWheel, platform_of
 
 # Marker values of the target interpreter: the interpreter itself reports them, since
 # the tool's own Python may be a different version.
@@ -67,15 +67,33 @@ def requirement_lines(lock: LayerLock, marker_env: dict[str, str]) -> list[str]:
             continue
         wheel = _best_wheel(package, supported)
         if wheel is None:
-            raise BuildError(
-                f"{lock.build_name}: no wheel of {package.name}=={package.version} fits this"
-                f" platform (Python {version}); relock with this platform in 'platforms'"
-            )
+            raise BuildError(_no_wheel_message(lock, package, marker_env))
         source = (
             f"{package.name} @ {wheel.url}" if wheel.url else f"{package.name}=={package.version}"
         )
         lines.append(f"{source} --hash=sha256:{wheel.sha256}")
     return lines
+
+
+def _no_wheel_message(lock: LayerLock, package: LockedPackage, marker_env: dict[str, str]) -> str:
+    """Why the lock has no wheel to install here, and what the user can change."""
+    version = marker_env["python_version"]
+    platform = platform_of(marker_env)
+    if platform is None or (lock.platforms and platform not in lock.platforms):
+        # The lock was never meant for this host.
+        return (
+            f"{lock.build_name}: no wheel of {package.name}=={package.version} fits this"
+            f" platform ({platform or 'unknown'}, Python {version}); relock with this platform"
+            " in 'platforms'"
+        )
+    # The platform is locked, so the package was accepted without a wheel (--allow-missing).
+    python = f"{marker_env.get('platform_python_implementation', 'CPython')} {version}"
+    return (
+        f"{lock.build_name}: no wheel of {package.name} {package.version} for {platform} /"
+        f" {python} in the lock (it was accepted with --allow-missing; sdists are never built);"
+        f" pin a version of {package.name} that has a wheel for {platform}, or drop the"
+        " requirement that brings it in, then relock"
+    )
 
 
 def install_locked(

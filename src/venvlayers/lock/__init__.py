@@ -7,7 +7,7 @@ Files (committed beside the spec, in ``requirements/<build name>/``):
 
 from venvlayers.lock.install import install_requirements
 from venvlayers.lock.model import LayerLock, LockedPackage, LockedWheel, LockResult, LockStatus
-from venvlayers.lock.platforms import marker_environment
+from venvlayers.lock.platforms import marker_environment, platform_of
 from venvlayers.lock.stack import lock_stack
 from venvlayers.lock.status import lock_status, read_layer_lock
 
@@ -21,5 +21,6 @@ __all__ = [
     "lock_stack",
     "lock_status",
     "marker_environment",
+    "platform_of",
     "read_layer_lock",
 ]

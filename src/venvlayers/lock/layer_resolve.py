@@ -55,7 +55,9 @@ def resolve_layer(
     try:
         resolved = request.attempt(wheels_only=not allow_missing)
     except UvLockFailed as failure:
-        uv_error = LockError(f"{failure}{_lower_pins_hint(str(failure), lowers)}")
+        # uv's whole text: a pin can be deep in a chain the one-line summary leaves out.
+        hint = _lower_pins_hint(f"{failure}\n{failure.details}", lowers)
+        uv_error = LockError(f"{failure}{hint}")
         if not failure.about_wheels or allow_missing:
             raise uv_error from None
         missing = _diagnose_missing_wheels(request)

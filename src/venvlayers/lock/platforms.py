@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from packaging import tags
@@ -39,6 +39,17 @@ _LEGACY_MANYLINUX = {
     "manylinux2010": (12, ("x86_64", "i686")),
     "manylinux2014": (17, ("x86_64", "i686", "aarch64", "armv7l", "ppc64", "ppc64le", "s390x")),
 }
+
+
+def platform_of(marker_env: Mapping[str, str]) -> str | None:
+    """The layer platform (``linux_x86_64``...) an interpreter's marker values describe."""
+    for name, spec in _PLATFORMS.items():
+        if (marker_env.get("sys_platform"), marker_env.get("platform_machine", "").lower()) == (
+            spec.sys_platform,
+            spec.machine.lower(),
+        ):
+            return name
+    return None
 
 
 def platform_marker(platform: str) -> str:

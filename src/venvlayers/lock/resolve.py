@@ -1,14 +1,15 @@
 """Run uv on a layer's throwaway project: ``uv lock``, then ``uv export`` as PEP 751.
 
-uv needs an interpreter even for a universal lock; the project's ``requires-python``
-admits the running one, while ``environments`` pin the resolution to the runtime's X.Y.
+uv needs an interpreter even for a universal lock: a local one of the runtime's X.Y when
+there is one (uv's hints then speak of the right Python), else the running one, which the
+project's ``requires-python`` admits; ``environments`` pin the resolution to the X.Y.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
-import sys
 import tempfile
 import tomllib
 import urllib.parse
@@ -16,20 +17,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from venvlayers._proc import run, tool_message
+from venvlayers._proc import run
 from venvlayers._uv import uv_binary, uv_environment
 from venvlayers.errors import LockError
 from venvlayers.lock.model import LockedWheel
+from venvlayers.lock.uv_messages import render, statements, summarize, without_false_hints
 from venvlayers.lock.uvproject import UvProject
+
+log = logging.getLogger(__name__)
 
 
 class UvLockFailed(LockError):
-    """uv found no solution; the message quotes uv's explanation."""
+    """uv found no solution; the message names the package and the reason in one line."""
 
-    def __init__(self, message: str, *, about_wheels: bool) -> None:
+    def __init__(self, message: str, *, about_wheels: bool, details: str = "") -> None:
         super().__init__(message)
         # uv could not find wheels for some environment (rather than a version conflict).
         self.about_wheels = about_wheels
+        # uv's whole explanation, for -v and for finding the pins it mentions.
+        self.details = details
 
 
 _WHEEL_FAILURES = ("no usable wheels", "-compatible wheels", "Wheels are required for")
@@ -51,17 +57,13 @@ def resolve(project: UvProject, *, label: str, lock_folder: Path) -> list[Resolv
     with tempfile.TemporaryDirectory(prefix="venvlayers-lock-") as tmp:
         folder = Path(tmp)
         project.write(folder)
-        result = _uv_lock(folder)
+        result = _uv_lock(folder, project.python)
         if result.returncode != 0 and project.preferences is not None:
             # The previous pins are only a preference: never let them be why locking fails.
             (folder / "uv.lock").unlink()
-            result = _uv_lock(folder)
+            result = _uv_lock(folder, project.python)
         if result.returncode != 0:
-            explanation = _explanation(result)
-            raise UvLockFailed(
-                f"{label}: cannot be locked; uv says:\n{explanation}",
-                about_wheels=any(sign in explanation for sign in _WHEEL_FAILURES),
-            )
+            raise _failure(result, label, python_matches=project.python_matches)
         exported = run(
             [
                 uv_binary(), "export", "--format", "pylock.toml", "--frozen",
@@ -75,11 +77,11 @@ def resolve(project: UvProject, *, label: str, lock_folder: Path) -> list[Resolv
     return [_package(p, lock_folder) for p in data.get("packages", [])]
 
 
-def _uv_lock(folder: Path) -> subprocess.CompletedProcess[str]:
+def _uv_lock(folder: Path, python: str) -> subprocess.CompletedProcess[str]:
     return run(
         [
             uv_binary(), "lock", "--config-file", folder / "uv.toml",
-            "--python", sys.executable, "--color", "never",
+            "--python", python, "--color", "never",
         ],
         what="uv lock",
         cwd=folder,
@@ -88,16 +90,19 @@ def _uv_lock(folder: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def _explanation(result: subprocess.CompletedProcess[str]) -> str:
-    """uv's message without its interpreter line and hints about uv's own project settings
-    (venvlayers sets the environments from the layer's platforms)."""
-    lines = tool_message(result).splitlines()
-    kept = [
-        line
-        for line in lines
-        if not line.strip().startswith("Using ") and "tool.uv.environments" not in line
-    ]
-    return "\n".join(kept)
+def _failure(
+    result: subprocess.CompletedProcess[str], label: str, *, python_matches: bool
+) -> UvLockFailed:
+    """One line for the user; uv's whole text (less hints that do not apply) for -v."""
+    output = "\n".join(part for part in (result.stderr, result.stdout) if part)
+    found = without_false_hints(statements(output), python_matches=python_matches)
+    details = render(found)
+    log.info("%s: uv lock failed:\n%s", label, details)
+    return UvLockFailed(
+        f"{label}: cannot be locked: {summarize(found)}",
+        about_wheels=any(sign in details for sign in _WHEEL_FAILURES),
+        details=details,
+    )
 
 
 def _package(data: dict[str, Any], lock_folder: Path) -> ResolvedPackage:

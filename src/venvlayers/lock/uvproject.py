@@ -18,6 +18,7 @@ import tomli_w
 from venvlayers.lock.inputs import exclude_newer
 from venvlayers.lock.model import LockedPackage
 from venvlayers.lock.platforms import uv_environment
+from venvlayers.runtime import interpreter_for
 from venvlayers.spec.model import LayerSpec, StackSpec
 
 # [tool.uv] keys that belong to a project, not to uv's settings.
@@ -49,6 +50,9 @@ class UvProject:
     config: dict[str, Any]
     # A minimal uv.lock holding the previous pins, which uv keeps where it can.
     preferences: str | None
+    # The interpreter uv runs with (``--python``), and whether it is the layer's X.Y.
+    python: str = sys.executable
+    python_matches: bool = False
 
     def write(self, folder: Path) -> None:
         (folder / "pyproject.toml").write_text(tomli_w.dumps(self.pyproject), encoding="utf-8")
@@ -77,7 +81,9 @@ def make_project(
     """
     python = stack.runtime_of(layer).python_implementation
     uv_config = _absolute_paths(dict(stack.uv_config), _config_dir(stack))
-    requires_python = f">={_lowest(python.feature_version, _running_python())}"
+    interpreter = interpreter_for(python.feature_version)
+    guide = python.feature_version if interpreter is not None else _running_python()
+    requires_python = f">={_lowest(python.feature_version, guide)}"
     tool_uv: dict[str, Any] = {
         "package": False,
         "environments": [
@@ -111,6 +117,8 @@ def make_project(
         pyproject=pyproject,
         config=_settings(stack, uv_config, local_wheels, no_index, wheels_only),
         preferences=_preferences_lock(preferences, requires_python, exclude_newer(stack)),
+        python=str(interpreter or sys.executable),
+        python_matches=interpreter is not None,
     )
 
 

@@ -11,6 +11,7 @@ from venvlayers.runtime.availability import (
     runtime_problem,
 )
 from venvlayers.runtime.cache import PreparedRuntime, default_cache_dir
+from venvlayers.runtime.discovery import interpreter_for
 from venvlayers.runtime.prepare import (
     PROVIDERS,
     SOURCE_ENV,
@@ -33,6 +34,7 @@ __all__ = [
     "check_runtime_versions",
     "copy_runtime",
     "default_cache_dir",
+    "interpreter_for",
     "prepare_runtime",
     "resolve_source",
     "runtime_problem",

@@ -6,9 +6,11 @@ folders after the exact version), so discovery stays cheap enough to run on ever
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ from venvlayers._proc import run
 from venvlayers._uv import uv_binary
 from venvlayers.errors import RuntimeProviderError, ToolError
 from venvlayers.runtime.probe import probe
+from venvlayers.runtime.versions import version_key
 
 _PYENV_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 # cpython-3.12.1-linux-x86_64-gnu (free-threaded and debug builds carry a +suffix: skipped)
@@ -143,6 +146,22 @@ def discover(feature_version: str | None = None) -> list[LocalInterpreter]:
                 seen.add(real)
                 found.append(interpreter)
     return found
+
+
+def interpreter_for(feature_version: str) -> Path | None:
+    """The newest local interpreter of ``X.Y``, or None (the running one when it fits)."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == feature_version:
+        return Path(sys.executable)
+    where = tuple(os.environ.get(k, "") for k in ("PATH", "PYENV_ROOT", "UV_PYTHON_INSTALL_DIR"))
+    return _interpreter_for(feature_version, where)
+
+
+@functools.lru_cache(maxsize=16)
+def _interpreter_for(feature_version: str, _where: tuple[str, ...]) -> Path | None:
+    # Keyed on where discovery looks, so a changed PATH or PYENV_ROOT is looked at again.
+    found = discover(feature_version)
+    best = max(found, key=lambda i: version_key(i.version), default=None)
+    return best.executable if best is not None else None
 
 
 def explicit(path: str) -> LocalInterpreter:
