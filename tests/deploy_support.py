@@ -34,8 +34,8 @@ import zstandard
 from venvlayers import layout
 from venvlayers._fs import sha256_file
 from venvlayers._injected.postinstall import write_link_files
+from venvlayers.contract import ArchiveFields, LayerKind, LayerPublication, write_stack_metadata
 from venvlayers.publish.manifest import build_manifest, manifest_bytes
-from venvlayers.publish.metadata import ArchiveFields, LayerPublication, write_stack_metadata
 from venvlayers.publish.scan import EntryKind, scan_layer
 
 POSTINSTALL = Path(__file__).resolve().parents[1] / "src/venvlayers/_injected/postinstall.py"
@@ -176,6 +176,13 @@ def publication(
         required_layers=tuple(required_layers),
         app_launch_module=launch_module,
         app_launch_module_hash=None if launch_module is None else "sha256:" + "1" * 64,
+        kind=(
+            LayerKind.APPLICATION
+            if launch_module is not None
+            else LayerKind.RUNTIME
+            if layer_name == runtime_layer
+            else LayerKind.FRAMEWORK
+        ),
         archive=ArchiveFields(
             archive_build=1,
             archive_name=archive.relative_to(out).as_posix(),
@@ -345,7 +352,17 @@ def replace_archive(
                 write_archive(archive, entries)
                 entry["archive_size"] = archive.stat().st_size
                 entry["archive_hashes"] = {"sha256": sha256_file(archive)}
-    index_path.write_text(json.dumps(index, indent=2))
+    rewrite_index(out, index)
+
+
+def rewrite_index(out: Path, index: dict[str, Any]) -> None:
+    """Write ``index`` as venvstacks.json and each entry as its env_metadata file, as a
+    publisher (or an attacker who recomputes everything) would."""
+    for layers in index["layers"].values():
+        for entry in layers:
+            layer_file = out / f"__venvstacks__/env_metadata/{entry['install_target']}.json"
+            write_json(layer_file, entry)
+    (out / "__venvstacks__/venvstacks.json").write_text(json.dumps(index, indent=2))
 
 
 def archive_of(out: Path, install_target: str) -> Path:

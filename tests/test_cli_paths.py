@@ -124,3 +124,11 @@ def test_deploy_names_what_it_found_instead_of_published_output(
     nothing = one_error_line(cli("deploy", empty, "--target", target))
     assert "nothing else venvlayers knows" in nothing
     assert not target.exists(), "a refused deploy creates no target"
+
+
+@pytest.mark.parametrize("command", ["show", "lock"])
+def test_a_spec_nested_3000_deep_is_one_line(tmp_path: Path, command: str) -> None:
+    spec = tmp_path / "venvstacks.toml"
+    spec.write_text("x = " + "[" * 3000 + "1" + "]" * 3000 + "\n")
+    line = one_error_line(cli(command, spec))
+    assert f"{spec}: nested too deeply" in line

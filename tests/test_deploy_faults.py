@@ -25,6 +25,7 @@ from tests.deploy_support import (
     fake_stack,
     read_tar_entries,
     replace_archive,
+    rewrite_index,
     run_layer_python,
     tar_entry,
     write_archive,
@@ -144,7 +145,7 @@ def _set_published_size(out: Path, install_target: str, size: int) -> None:
         for entry in layers:
             if entry["install_target"] == install_target:
                 entry["archive_size"] = size
-    index_path.write_text(json.dumps(index))
+    rewrite_index(out, index)
 
 
 def test_a_refused_first_deploy_leaves_no_folder(v2: Path, tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ def cli(verbose: int, quiet: bool, debug: bool) -> None:
 
 
 def spec_argument(func: F) -> F:
-    return click.argument("spec", type=UserPath(exists=True), metavar="SPEC")(func)
+    return click.argument("spec", type=UserPath(), metavar="SPEC")(func)
 
 
 def include_option(func: F) -> F:

@@ -37,3 +37,8 @@ class DeployError(VenvLayersError):
 
 class ToolError(VenvLayersError):
     """An external tool (uv, patchelf, ...) failed; the message quotes its output."""
+
+
+class MetadataError(VenvLayersError):
+    """A layer-contract file (stack or layer metadata, manifest) is malformed or unsafe;
+    the message names the file and the exact field."""

@@ -7,15 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from venvlayers import layout
-from venvlayers.deploy.record import STATE_DIR
-from venvlayers.errors import DeployError, PublishError
-from venvlayers.publish.metadata import (
+from venvlayers.contract import (
     STACK_METADATA,
     ArchiveFields,
+    LayerKind,
     LayerPublication,
     read_stack_metadata,
 )
-from venvlayers.spec import LayerKind
+from venvlayers.deploy.record import STATE_DIR
+from venvlayers.errors import DeployError
 
 _KIND_ORDER = {LayerKind.RUNTIME: 0, LayerKind.FRAMEWORK: 1, LayerKind.APPLICATION: 2}
 
@@ -56,10 +56,7 @@ def plan_deploy(source: Path, apps: Sequence[str] = ()) -> DeployPlan:
     """The apps named (all by default) and every layer they need, from published ``source``."""
     if not (source / STACK_METADATA).is_file() and not _is_metadata_file(source):
         raise DeployError(not_published_output(source))
-    try:
-        root, published = read_stack_metadata(source)
-    except PublishError as exc:
-        raise DeployError(str(exc)) from None
+    root, published = read_stack_metadata(source)
     by_target = {layer.install_target: layer for layer in published}
     all_apps = [layer for layer in published if layer.kind is LayerKind.APPLICATION]
     chosen = _choose_apps(all_apps, apps, source)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from venvlayers._fs import read_json, write_json
+from venvlayers.contract import LayerKind
 from venvlayers.errors import DeployError
-from venvlayers.spec import LayerKind
 
 STATE_DIR = ".venvlayers"
 RECORD_FILE = f"{STATE_DIR}/deployment.json"

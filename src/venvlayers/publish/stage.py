@@ -11,7 +11,8 @@ from typing import Any
 from venvlayers import __version__, layout
 from venvlayers._fs import read_json, write_json
 from venvlayers.build.record import BuildRecord
-from venvlayers.errors import PublishError
+from venvlayers.contract import Fields, load_json
+from venvlayers.errors import MetadataError, PublishError
 from venvlayers.lock import read_layer_lock
 from venvlayers.publish.archive import FORMATS, ArchiveRequest, write_layer_archives
 from venvlayers.publish.metadata import (
@@ -162,7 +163,7 @@ def _plan(
         "format": options.fmt,
         "tagged": str(options.tag_outputs),
     }
-    previous = _previous(options.output_dir, pub.install_target)
+    previous = _previous(options.output_dir, pub)
     previous_archive = previous.archive if previous else None
     previous_inputs = _read_inputs(options.output_dir, pub.install_target) or {}
     unchanged = previous_inputs == inputs
@@ -212,11 +213,16 @@ def _dry_run_entry(plan: _Planned, platform: str) -> dict[str, Any]:
     return entry
 
 
-def _previous(output_dir: Path, install_target: str) -> LayerPublication | None:
-    path = output_dir / LAYER_METADATA_DIR / f"{install_target}.json"
+def _previous(output_dir: Path, pub: LayerPublication) -> LayerPublication | None:
+    """What the last publish wrote for this layer, if it is readable (else: write anew)."""
+    path = output_dir / LAYER_METADATA_DIR / f"{pub.install_target}.json"
+    if not path.is_file():
+        return None
     try:
-        return LayerPublication.from_json(read_json(path))
-    except (OSError, ValueError, KeyError, TypeError):
+        return LayerPublication.from_json(
+            Fields(load_json(path, origin=str(path)), str(path)), pub.kind
+        )
+    except MetadataError:
         return None
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 import fnmatch
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from venvlayers.contract.kinds import LayerKind as LayerKind
 
 ALL_PLATFORMS: tuple[str, ...] = (
     "win_amd64",
@@ -19,23 +20,6 @@ ALL_PLATFORMS: tuple[str, ...] = (
 )
 DEFAULT_GLIBC = "2.28"
 DEFAULT_MACOSX = "13.0"
-
-
-class LayerKind(enum.StrEnum):
-    RUNTIME = "runtime"
-    FRAMEWORK = "framework"
-    APPLICATION = "application"
-
-    @property
-    def table(self) -> str:
-        """The spec's array-of-tables name for this kind."""
-        return {"runtime": "runtimes", "framework": "frameworks", "application": "applications"}[
-            self.value
-        ]
-
-    @property
-    def build_prefix(self) -> str:
-        return {"runtime": "", "framework": "framework-", "application": "app-"}[self.value]
 
 
 @dataclass(frozen=True)

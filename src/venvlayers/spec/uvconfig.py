@@ -31,6 +31,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise SpecError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise SpecError(f"{path}: not valid TOML: the file is not UTF-8 text") from None
+    except RecursionError:
+        raise SpecError(f"{path}: nested too deeply to be a stack specification") from None
     except OSError as exc:
         raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
 

@@ -1,0 +1,37 @@
+"""The layer contract: the files that pass between stages and to targets.
+
+Stdlib only, imported by every stage and by nothing it imports: the stack metadata that
+publish writes and deploy reads, and the names of the layer kinds. Every reader checks
+the file as untrusted input and names the exact field when it refuses it.
+"""
+
+from __future__ import annotations
+
+from venvlayers.contract.fields import NAME_MAX, Fields, check_name, load_json
+from venvlayers.contract.kinds import LayerKind
+from venvlayers.contract.stack_metadata import (
+    LAYER_METADATA_DIR,
+    METADATA_DIR,
+    STACK_METADATA,
+    ArchiveFields,
+    LayerPublication,
+    read_stack_metadata,
+    stack_index,
+    write_stack_metadata,
+)
+
+__all__ = [
+    "LAYER_METADATA_DIR",
+    "METADATA_DIR",
+    "NAME_MAX",
+    "STACK_METADATA",
+    "ArchiveFields",
+    "Fields",
+    "LayerKind",
+    "LayerPublication",
+    "check_name",
+    "load_json",
+    "read_stack_metadata",
+    "stack_index",
+    "write_stack_metadata",
+]
