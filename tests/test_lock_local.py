@@ -473,3 +473,35 @@ def test_a_hand_edited_lock_is_invalid(locked_dir: Path, lock: Lock) -> None:
 def test_disabled_layers_are_not_locked(stack_dir: Path, lock: Lock) -> None:
     stack = edit_spec(stack_dir, 'name = "plain"', 'name = "plain"\nplatforms = []')
     assert [r.build_name for r in lock(stack)] == ["cpython@3.11", "framework-fw", "app-app"]
+
+
+@pytest.mark.network
+def test_a_named_default_index_is_used_not_pypi(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stack whose [tool.uv] names its own default index never locks from PyPI instead.
+
+    The index is unreachable on purpose: locking must fail naming it (before the fix uv
+    ignored the project's indexes and took six from pypi.org).
+    """
+    (tmp_path / "venvstacks.toml").write_text(
+        textwrap.dedent(
+            """
+            [[tool.uv.index]]
+            name = "private"
+            url = "http://127.0.0.1:9/simple"
+            default = true
+
+            [[runtimes]]
+            name = "cpython@3.11"
+            python_implementation = "cpython@3.11"
+            requirements = ["six"]
+            platforms = ["linux_x86_64"]
+            """
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("UV_HTTP_RETRIES", "0")
+    with pytest.raises(LockError, match=r"127\.0\.0\.1:9"):
+        lock_stack(load_stack(tmp_path))
+    assert not (tmp_path / "requirements").exists()

@@ -113,9 +113,16 @@ def make_project(
         },
         "tool": {"uv": tool_uv},
     }
+    config = _settings(stack, uv_config, local_wheels, no_index, wheels_only)
+    if indexes:
+        # uv reads indexes only from configuration, and UV_NO_CONFIG keeps it from reading
+        # the project's [tool.uv] as configuration: without this copy in uv.toml every
+        # named index would be silently replaced by PyPI. The project keeps its own copy,
+        # which uv needs to accept sources naming an index.
+        config["index"] = indexes
     return UvProject(
         pyproject=pyproject,
-        config=_settings(stack, uv_config, local_wheels, no_index, wheels_only),
+        config=config,
         preferences=_preferences_lock(preferences, requires_python, exclude_newer(stack)),
         python=str(interpreter or sys.executable),
         python_matches=interpreter is not None,
