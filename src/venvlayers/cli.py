@@ -590,4 +590,28 @@ def main() -> NoReturn:
     except KeyboardInterrupt:
         ui.error("interrupted; the previous good state is left in place")
         sys.exit(130)
+    except OSError as exc:
+        # The last line of defence for what the stages do not word themselves: the file
+        # system refused (read-only, full, permissions). Every write is atomic, so the
+        # previous state is still in place.
+        if ui.settings.tracebacks:
+            ui.print_exception()
+        ui.error(os_error_line(exc))
+        sys.exit(1)
     sys.exit(0)
+
+
+_OS_ERROR_HINTS = {
+    errno.EROFS: "the file system is read-only; use a writable folder",
+    errno.EACCES: "permission denied; check the folder's owner and mode",
+    errno.EPERM: "operation not permitted; check the folder's owner and mode",
+    errno.ENOSPC: "no space left on the device; free some space and run again",
+    errno.EDQUOT: "disk quota exceeded; free some space and run again",
+    errno.ENAMETOOLONG: "a path is too long; use a shorter folder",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    where = exc.filename if exc.filename is not None else "venvlayers"
+    hint = _OS_ERROR_HINTS.get(exc.errno or 0, exc.strerror or str(exc))
+    return f"{where}: {hint}; the previous state is left in place"
