@@ -7,8 +7,9 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +95,66 @@ def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
 
 def sha256_text(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, *, on_wait: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created if missing) while in the block.
+
+    The lock belongs to the open file, so the system releases it when its holder exits,
+    even by ``kill -9``: a stale lock never blocks the next run. ``on_wait`` is called once
+    when another process holds it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if not _try_lock(fd):
+            on_wait()
+            _lock(fd)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def remove_leftovers(folder: Path, pattern: str) -> list[Path]:
+    """Remove what killed runs left in ``folder`` (files or folders matching ``pattern``).
+
+    Call it only while holding the lock that serialises the writers of ``folder``.
+    """
+    removed = []
+    for leftover in folder.glob(pattern):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        removed.append(leftover)
+    return removed
+
+
+if sys.platform == "win32":
+    import msvcrt
+    import time
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _lock(fd: int) -> None:
+        while not _try_lock(fd):
+            time.sleep(0.2)
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _lock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from venvlayers import __version__, layout
-from venvlayers._fs import read_json, write_json
+from venvlayers._fs import exclusive_lock, read_json, remove_leftovers, sha256_file, write_json
 from venvlayers.build.record import BuildRecord
-from venvlayers.contract import Fields, load_json
+from venvlayers.contract import STACK_METADATA, Fields, load_json, read_stack_metadata
 from venvlayers.errors import MetadataError, PublishError
 from venvlayers.lock import read_layer_lock
 from venvlayers.publish.archive import FORMATS, ArchiveRequest, write_layer_archives
@@ -28,6 +28,9 @@ from venvlayers.spec import LayerSpec, StackSpec
 
 # What each published archive was made from, so an unchanged layer reuses its archive.
 _INPUTS_DIR = f"{METADATA_DIR}/.venvlayers"
+_WRITTEN = "written"
+# Serialises publishes into one output folder, so leftovers can be removed safely.
+_PUBLISH_LOCK = f"{_INPUTS_DIR}/publish.lock"
 
 
 @dataclass(frozen=True)
@@ -119,14 +122,38 @@ def publish_stack(
     layers = built_layers(stack, options.build_dir, options.include)
     pubs = publications(stack, layers, options.build_dir)
     platform = host_platform()
-    plans = [
-        _plan(options, record, pub, platform) for (_, record), pub in zip(layers, pubs, strict=True)
-    ]
-    reused = tuple(p.pub.install_target for p in plans if p.reuse)
+
+    def plan_all() -> tuple[list[_Planned], tuple[str, ...]]:
+        plans = [
+            _plan(options, record, pub, platform)
+            for (_, record), pub in zip(layers, pubs, strict=True)
+        ]
+        return plans, tuple(p.pub.install_target for p in plans if p.reuse)
+
     if options.dry_run:
+        plans, reused = plan_all()
         return PublishResult(
             tuple(pubs), (), reused, tuple(_dry_run_entry(p, platform) for p in plans)
         )
+    with exclusive_lock(
+        options.output_dir / _PUBLISH_LOCK,
+        on_wait=lambda: report(f"waiting for another publish into {options.output_dir}"),
+    ):
+        for leftover in _leftovers(options.output_dir):
+            report(f"removed {leftover.name}, left by an interrupted publish")
+        # Plans read the previous output, so they are made under the lock.
+        plans, reused = plan_all()
+        return _write(options, plans, reused, platform, report, progress)
+
+
+def _write(
+    options: PublishOptions,
+    plans: Sequence[_Planned],
+    reused: tuple[str, ...],
+    platform: str,
+    report: Callable[[str], None],
+    progress: Any,
+) -> PublishResult:
     to_write = [p for p in plans if p.request is not None]
     for plan in to_write:
         report(f"{plan.pub.install_target}: writing {plan.archive_name}")
@@ -147,8 +174,12 @@ def publish_stack(
     for plan in plans:
         archive = plan.reuse or written[plan.pub.install_target]
         final.append(plan.pub.with_archive(archive))
+        # What was written, beside what it was made from: a later publish reuses the file
+        # only while it is still exactly this one.
+        written_file = _file_signature(options.output_dir / archive.archive_name)
         write_json(
-            options.output_dir / _INPUTS_DIR / f"{plan.pub.install_target}.json", plan.inputs
+            options.output_dir / _INPUTS_DIR / f"{plan.pub.install_target}.json",
+            {**plan.inputs, _WRITTEN: {**written_file, "sha256": archive.archive_hashes["sha256"]}},
         )
     write_stack_metadata(options.output_dir, _merge_existing(options.output_dir, final))
     return PublishResult(tuple(final), tuple(written), reused)
@@ -166,12 +197,13 @@ def _plan(
     previous = _previous(options.output_dir, pub)
     previous_archive = previous.archive if previous else None
     previous_inputs = _read_inputs(options.output_dir, pub.install_target) or {}
+    written = previous_inputs.pop(_WRITTEN, None)
     unchanged = previous_inputs == inputs
     if (
         previous_archive is not None
         and unchanged
         and not options.force
-        and (options.output_dir / previous_archive.archive_name).is_file()
+        and _still_written(options.output_dir, previous_archive, written)
     ):
         return _Planned(
             pub, inputs, previous_archive.archive_name, previous_archive.archive_build,
@@ -196,6 +228,45 @@ def _plan(
         mtime=_lock_time(pub.locked_at),
     )
     return _Planned(pub, inputs, name, archive_build, None, request)
+
+
+def _file_signature(path: Path) -> dict[str, int]:
+    info = path.stat()
+    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "inode": info.st_ino}
+
+
+def _still_written(output_dir: Path, archive: ArchiveFields, written: Any) -> bool:
+    """True when the archive on disk is the one the metadata describes.
+
+    A killed publish can leave a newer archive under the old metadata, or half a record;
+    the file's size, time and inode as recorded after writing it prove it unchanged
+    cheaply, and anything else is checked by its sha256.
+    """
+    path = output_dir / archive.archive_name
+    try:
+        signature = _file_signature(path)
+    except OSError:
+        return False
+    if not path.is_file() or signature["size"] != archive.archive_size:
+        return False
+    sha256 = archive.archive_hashes.get("sha256")
+    if isinstance(written, dict) and written == {**signature, "sha256": sha256}:
+        return True
+    return sha256_file(path) == sha256
+
+
+def _leftovers(output_dir: Path) -> list[Path]:
+    """Temporary files of interrupted publishes (archives and metadata alike)."""
+    removed = []
+    for folder in (
+        output_dir,
+        output_dir / METADATA_DIR,
+        output_dir / LAYER_METADATA_DIR,
+        output_dir / _INPUTS_DIR,
+    ):
+        if folder.is_dir():
+            removed += remove_leftovers(folder, ".*.tmp")
+    return removed
 
 
 def _dry_run_entry(plan: _Planned, platform: str) -> dict[str, Any]:
@@ -236,11 +307,12 @@ def _read_inputs(output_dir: Path, install_target: str) -> dict[str, Any] | None
 
 def _merge_existing(output_dir: Path, layers: list[LayerPublication]) -> list[LayerPublication]:
     """Keep layers published earlier (e.g. outside --include) in the stack index."""
-    from venvlayers.publish.metadata import read_stack_metadata
-
+    if not (output_dir / STACK_METADATA).is_file():
+        return layers
     try:
         _, existing = read_stack_metadata(output_dir)
-    except PublishError:
+    except MetadataError:
+        # Unreadable: it is rewritten from what this publish knows.
         return layers
     names = {layer.layer_name for layer in layers}
     kept = [
