@@ -9,7 +9,7 @@ Two kinds of stacks:
   real ``uv venv --relocatable`` framework and app layers, linked by the real postinstall.py.
 
 Archives are written here with tarfile/zipfile + zstandard directly, following the publish
-selection rules of :func:`venvlayers.publish.scan.scan_layer` and carrying the layer manifest.
+selection rules of :func:`venvlayers.contract.layer_files.scan_layer` and carrying the layer manifest.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from venvlayers import layout
 from venvlayers._fs import sha256_file
 from venvlayers._injected.postinstall import write_link_files
 from venvlayers.contract import ArchiveFields, LayerKind, LayerPublication, write_stack_metadata
-from venvlayers.publish.manifest import build_manifest, manifest_bytes
-from venvlayers.publish.scan import EntryKind, scan_layer
+from venvlayers.contract.layer_files import EntryKind, scan_layer
+from venvlayers.contract.manifest import build_manifest, manifest_bytes
 
 POSTINSTALL = Path(__file__).resolve().parents[1] / "src/venvlayers/_injected/postinstall.py"
 PY_VERSION = ".".join(map(str, sys.version_info[:3]))

@@ -22,6 +22,7 @@ from tests.test_archive_helpers import (
     tar_members,
 )
 from venvlayers import layout
+from venvlayers.contract.manifest import build_manifest
 from venvlayers.errors import PublishError
 from venvlayers.publish.archive import (
     FORMATS,
@@ -30,7 +31,6 @@ from venvlayers.publish.archive import (
     write_layer_archives,
 )
 from venvlayers.publish.formats.tar_zst import TarZst
-from venvlayers.publish.manifest import build_manifest
 
 
 @pytest.fixture

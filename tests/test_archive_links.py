@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.test_archive_helpers import MTIME, ROOT, SITE, extract, make_layer, tar_members
+from venvlayers.contract.layer_files import is_interpreter_link
 from venvlayers.errors import PublishError
 from venvlayers.publish.archive import write_layer_archive
-from venvlayers.publish.scan import is_interpreter_link
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import pytest
 
 from tests.test_archive_helpers import MTIME, ROOT, SITE, extract, make_layer
 from venvlayers import layout
+from venvlayers.contract.manifest import Drift, build_manifest, verify_against_manifest
 from venvlayers.errors import PublishError
 from venvlayers.publish.archive import write_layer_archive
-from venvlayers.publish.manifest import Drift, build_manifest, verify_against_manifest
 
 
 @pytest.fixture

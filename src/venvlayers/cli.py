@@ -261,7 +261,7 @@ def run_build(
     clean: bool,
     jobs: int,
 ) -> Path:
-    from venvlayers.build.stage import BuildOptions, build_stack, default_build_dir
+    from venvlayers.build import BuildOptions, build_stack, default_build_dir
 
     if lock_if_needed:
         from venvlayers.lock import lock_stack
@@ -303,7 +303,7 @@ def publish(
     An unchanged layer keeps its archive; the metadata goes to
     __venvstacks__/venvstacks.json and __venvstacks__/env_metadata/.
     """
-    from venvlayers.build.stage import default_build_dir
+    from venvlayers.build import default_build_dir
 
     stack = load(spec)
     run_publish(
@@ -322,8 +322,12 @@ def run_publish(
     force: bool,
     dry_run: bool,
 ) -> Path:
-    from venvlayers.publish.progress import archive_progress
-    from venvlayers.publish.stage import PublishOptions, default_output_dir, publish_stack
+    from venvlayers.publish import (
+        PublishOptions,
+        archive_progress,
+        default_output_dir,
+        publish_stack,
+    )
 
     options = PublishOptions(
         build_dir=build_dir,
@@ -364,8 +368,8 @@ def local_export(
     spec: Path, include: tuple[str, ...], output_dir: Path | None, build_dir: Path | None
 ) -> None:
     """Copy the built layers of SPEC into a deployed-like folder and run their postinstall.py."""
-    from venvlayers.build.stage import default_build_dir
-    from venvlayers.publish.export import export_stack
+    from venvlayers.build import default_build_dir
+    from venvlayers.publish import export_stack
 
     stack = load(spec)
     result = export_stack(

@@ -1,8 +1,10 @@
 """The layer contract: the files that pass between stages and to targets.
 
-Stdlib only, imported by every stage and by nothing it imports: the stack metadata that
-publish writes and deploy reads, and the names of the layer kinds. Every reader checks
-the file as untrusted input and names the exact field when it refuses it.
+Stdlib only, imported by every stage and importing none: the stack metadata that publish
+writes and deploy reads (``stack_metadata``), a layer's ``venvstacks_layer.json``
+(``layer_metadata``), what a layer folder holds and its file manifest (``layer_files``,
+``manifest``), how a layer's postinstall.py is run (``postinstall``) and the layer kinds.
+Every reader checks its file as untrusted input and names the exact field it refuses.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ import subprocess
 from pathlib import Path
 
 from venvlayers._proc import spawn
-from venvlayers.deploy.layermeta import DeployedLayerMeta, resolve_inside
+from venvlayers.contract.layer_metadata import DeployedLayerMeta, resolve_inside
+from venvlayers.contract.postinstall import NO_COMPILE_ENV
 
-NO_COMPILE_ENV = "VENVLAYERS_NO_COMPILE"
 # Test suites shipped inside packages (scipy, scikit-learn, the stdlib's own) are a third
 # of the source and almost never imported by an app, nor are the stdlib's IDE, demos and
 # 2to3; they compile on first use, if ever.

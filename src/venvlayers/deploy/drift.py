@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from venvlayers import layout
+from venvlayers.contract.manifest import verify_against_manifest
 from venvlayers.deploy.record import DeployedApp, DeploymentRecord, load_record
 from venvlayers.errors import PublishError
-from venvlayers.publish.manifest import verify_against_manifest
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from venvlayers.contract import LayerPublication
+from venvlayers.contract.postinstall import run_postinstall
 from venvlayers.deploy import _faults
 from venvlayers.deploy.compile import BackgroundCompiler
 from venvlayers.deploy.dirlock import target_lock
 from venvlayers.deploy.extract import ArchiveRefused, extract_archive, inspect_archive
 from venvlayers.deploy.places import move_into_place, new_partial, recover_leftovers
 from venvlayers.deploy.plan import DeployPlan, archive_of, plan_deploy
-from venvlayers.deploy.postinstall import run_postinstall
 from venvlayers.deploy.record import (
     DeployedApp,
     DeployedLayer,
@@ -35,7 +36,6 @@ from venvlayers.deploy.record import (
     save_record,
 )
 from venvlayers.errors import DeployError, ToolError
-from venvlayers.publish.metadata import LayerPublication
 
 
 @dataclass(frozen=True)

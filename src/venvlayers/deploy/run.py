@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from venvlayers._proc import run
-from venvlayers.deploy.layermeta import DeployedLayerMeta, resolve_inside
+from venvlayers.contract.layer_metadata import DeployedLayerMeta, resolve_inside
 from venvlayers.deploy.record import DeployedApp, load_record
 from venvlayers.errors import DeployError
 

@@ -22,15 +22,15 @@ from typing import IO, Any, Protocol, cast
 
 from venvlayers import layout
 from venvlayers._fs import sha256_file
-from venvlayers.errors import PublishError
-from venvlayers.publish.formats import DEFAULT_FORMAT, FORMATS, ArchiveFormat, ArchiveWriter
-from venvlayers.publish.manifest import (
+from venvlayers.contract.layer_files import EntryKind, LayerEntry, scan_layer
+from venvlayers.contract.manifest import (
     file_record,
     manifest_bytes,
     manifest_document,
     symlink_record,
 )
-from venvlayers.publish.scan import EntryKind, LayerEntry, scan_layer
+from venvlayers.errors import PublishError
+from venvlayers.publish.formats import DEFAULT_FORMAT, FORMATS, ArchiveFormat, ArchiveWriter
 
 __all__ = [
     "FORMATS",

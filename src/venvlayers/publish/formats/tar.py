@@ -12,8 +12,8 @@ import tarfile
 from abc import abstractmethod
 from typing import IO, Protocol
 
+from venvlayers.contract.layer_files import EXECUTABLE_MODE, REGULAR_MODE
 from venvlayers.publish.formats.base import ArchiveFormat, ArchiveWriter, Chunks
-from venvlayers.publish.scan import EXECUTABLE_MODE, REGULAR_MODE
 
 _BLOCK = tarfile.BLOCKSIZE
 _RECORD = tarfile.RECORDSIZE

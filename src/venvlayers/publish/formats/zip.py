@@ -14,8 +14,8 @@ import zipfile
 from dataclasses import dataclass
 from typing import IO
 
+from venvlayers.contract.layer_files import EXECUTABLE_MODE, REGULAR_MODE
 from venvlayers.publish.formats.base import ArchiveFormat, ArchiveWriter, Chunks
-from venvlayers.publish.scan import EXECUTABLE_MODE, REGULAR_MODE
 
 _UNIX = 3
 _MSDOS_DIRECTORY = 0x10

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from venvlayers._proc import run
-from venvlayers.deploy.compile import NO_COMPILE_ENV
-from venvlayers.deploy.layermeta import DeployedLayerMeta, resolve_inside
+from venvlayers.contract.layer_metadata import DeployedLayerMeta, resolve_inside
 from venvlayers.errors import DeployError
 
+# Read by postinstall.py (and the deploy stage's own compiler): skip byte-compiling.
+NO_COMPILE_ENV = "VENVLAYERS_NO_COMPILE"
 # Settings of the calling environment that would make the runtime's python look elsewhere.
 _FOREIGN_PYTHON_ENV = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "VIRTUAL_ENV")
 

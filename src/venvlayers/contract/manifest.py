@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from venvlayers._fs import sha256_file
+from venvlayers.contract.layer_files import EntryKind, LayerEntry, scan_layer
 from venvlayers.errors import PublishError
-from venvlayers.publish.scan import EntryKind, LayerEntry, scan_layer
 
 MANIFEST_FORMAT = "venvlayers-manifest"
 MANIFEST_VERSION = 1

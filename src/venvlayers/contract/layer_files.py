@@ -1,4 +1,4 @@
-"""What of a layer folder gets published: the selection and link rules shared by every format.
+"""What a layer folder holds, as published and as verified: the selection and link rules.
 
 A scan walks the folder once (``lstat`` only, no file reads) and returns its entries in
 archive order: depth first, names sorted by code point within each folder, so the order

@@ -1,7 +1,7 @@
 """The few fields of a layer's ``venvstacks_layer.json`` that deploying and running need.
 
-Read here, defensively, rather than through the build stage: a deployment host runs only
-this stage, and the file comes from an archive, so every path is checked to stay in place.
+Read here, defensively: the file comes from an archive, so every path is checked to stay in
+place. Deploy, verify, run and local-export all read it through this module.
 """
 
 from __future__ import annotations

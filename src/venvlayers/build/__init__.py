@@ -1,0 +1,30 @@
+"""Build: venvs (and relocatable runtimes) from the layers' locks, into the build folder.
+
+The public face is what the CLI and the pipeline call; every other module here is private.
+Names are imported on first use, so importing a submodule does not load the whole stage.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from venvlayers.build.record import BuildRecord
+    from venvlayers.build.stage import BuildOptions, BuildResult, build_stack, default_build_dir
+
+_HOMES = {
+    "BuildOptions": "stage",
+    "BuildRecord": "record",
+    "BuildResult": "stage",
+    "build_stack": "stage",
+    "default_build_dir": "stage",
+}
+
+__all__ = ["BuildOptions", "BuildRecord", "BuildResult", "build_stack", "default_build_dir"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'venvlayers.build' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"venvlayers.build.{_HOMES[name]}"), name)

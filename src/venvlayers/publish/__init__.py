@@ -1,0 +1,46 @@
+"""Publish: one reproducible archive per built layer, plus the stack metadata.
+
+The public face is what the CLI and the pipeline call; every other module here is private.
+Names are imported on first use, so importing a submodule does not load the whole stage.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from venvlayers.publish.export import ExportResult, export_stack
+    from venvlayers.publish.progress import archive_progress
+    from venvlayers.publish.stage import (
+        PublishOptions,
+        PublishResult,
+        default_output_dir,
+        publish_stack,
+    )
+
+_HOMES = {
+    "ExportResult": "export",
+    "PublishOptions": "stage",
+    "PublishResult": "stage",
+    "archive_progress": "progress",
+    "default_output_dir": "stage",
+    "export_stack": "export",
+    "publish_stack": "stage",
+}
+
+__all__ = [
+    "ExportResult",
+    "PublishOptions",
+    "PublishResult",
+    "archive_progress",
+    "default_output_dir",
+    "export_stack",
+    "publish_stack",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'venvlayers.publish' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"venvlayers.publish.{_HOMES[name]}"), name)
