@@ -8,14 +8,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from packaging import tags
 from packaging.markers import Marker
-from packaging.utils import parse_wheel_filename
 
 from venvlayers._proc import run
 from venvlayers._uv import uv_binary, uv_environment
 from venvlayers.errors import BuildError
-from venvlayers.lock import LayerLock, LockedPackage, LockedWheel, platform_of
+from venvlayers.lock import LayerLock, LockedPackage, WheelTarget, platform_of
 
 # Marker values of the target interpreter: the interpreter itself reports them, since
 # the tool's own Python may be a different version.
@@ -57,15 +55,15 @@ def _probe_markers(python: str) -> tuple[tuple[str, str], ...]:
 
 def requirement_lines(lock: LayerLock, marker_env: dict[str, str]) -> list[str]:
     """``name @ wheel-url --hash=...`` for each package this layer installs itself."""
-    version = marker_env["python_version"]
-    supported = _supported_tags(version)
+    target = wheel_target(lock, marker_env)
     lines = []
     for package in lock.packages:
         if package.provided_by is not None:
             continue
         if package.marker and not Marker(package.marker).evaluate(marker_env):
             continue
-        wheel = _best_wheel(package, supported)
+        best = target.best(w.name for w in package.wheels) if target else None
+        wheel = next((w for w in package.wheels if w.name == best), None)
         if wheel is None:
             raise BuildError(_no_wheel_message(lock, package, marker_env))
         source = (
@@ -73,6 +71,21 @@ def requirement_lines(lock: LayerLock, marker_env: dict[str, str]) -> list[str]:
         )
         lines.append(f"{source} --hash=sha256:{wheel.sha256}")
     return lines
+
+
+def wheel_target(lock: LayerLock, marker_env: dict[str, str]) -> WheelTarget | None:
+    """The lock's own wheel rules for the interpreter ``marker_env`` describes (None: a
+    platform no lock can name), so the build installs exactly what locking accepted."""
+    platform = platform_of(marker_env)
+    if platform is None:
+        return None
+    return WheelTarget(
+        platform=platform,
+        implementation=marker_env.get("implementation_name", "cpython"),
+        feature_version=marker_env["python_version"],
+        linux_target=lock.linux_target,
+        macosx_target=lock.macosx_target,
+    )
 
 
 def _no_wheel_message(lock: LayerLock, package: LockedPackage, marker_env: dict[str, str]) -> str:
@@ -118,25 +131,3 @@ def install_locked(
     finally:
         requirements.unlink(missing_ok=True)
     return len(lines)
-
-
-def _supported_tags(python_version: str) -> list[tags.Tag]:
-    major, minor = (int(part) for part in python_version.split(".")[:2])
-    return [
-        *tags.cpython_tags((major, minor)),
-        *tags.compatible_tags((major, minor)),
-    ]
-
-
-def _best_wheel(package: LockedPackage, supported: list[tags.Tag]) -> LockedWheel | None:
-    rank = {tag: position for position, tag in enumerate(supported)}
-    best: tuple[int, LockedWheel] | None = None
-    for wheel in package.wheels:
-        try:
-            _, _, _, wheel_tags = parse_wheel_filename(wheel.name)
-        except ValueError:
-            continue
-        position = min((rank[t] for t in wheel_tags if t in rank), default=None)
-        if position is not None and (best is None or position < best[0]):
-            best = (position, wheel)
-    return best[1] if best else None

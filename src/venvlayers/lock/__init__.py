@@ -7,7 +7,7 @@ Files (committed beside the spec, in ``requirements/<build name>/``):
 
 from venvlayers.lock.install import install_requirements
 from venvlayers.lock.model import LayerLock, LockedPackage, LockedWheel, LockResult, LockStatus
-from venvlayers.lock.platforms import marker_environment, platform_of
+from venvlayers.lock.platforms import WheelTarget, marker_environment, platform_of
 from venvlayers.lock.stack import lock_stack
 from venvlayers.lock.status import lock_status, read_layer_lock
 
@@ -17,6 +17,7 @@ __all__ = [
     "LockStatus",
     "LockedPackage",
     "LockedWheel",
+    "WheelTarget",
     "install_requirements",
     "lock_stack",
     "lock_status",

@@ -59,6 +59,8 @@ class LayerLock:
     # The layer's platforms and Python feature version the lock was made for.
     platforms: tuple[str, ...] = ()
     python_version: str = ""
+    linux_target: str = "2.28"
+    macosx_target: str = "13.0"
 
     @property
     def own_packages(self) -> tuple[LockedPackage, ...]:

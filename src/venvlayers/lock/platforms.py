@@ -124,16 +124,33 @@ class WheelTarget:
     macosx_target: str
 
     def accepts(self, filename: str) -> bool:
+        return self.rank(filename) is not None
+
+    def rank(self, filename: str) -> int | None:
+        """How well a wheel fits (0: the most specific tag), or None when it does not."""
         try:
             _name, _version, _build, wheel_tags = parse_wheel_filename(filename)
         except InvalidWheelFilename:
-            return False
-        supported = _supported_tags(self)
-        return any(tag in supported for tag in wheel_tags)
+            return None
+        ranks = _tag_ranks(self)
+        return min((ranks[tag] for tag in wheel_tags if tag in ranks), default=None)
+
+    def best(self, filenames: Iterable[str]) -> str | None:
+        """The best fitting of ``filenames`` (what an installer would pick), or None."""
+        ranked = [(rank, name) for name in filenames if (rank := self.rank(name)) is not None]
+        return min(ranked)[1] if ranked else None
 
 
 @functools.cache
-def _supported_tags(target: WheelTarget) -> frozenset[tags.Tag]:
+def _tag_ranks(target: WheelTarget) -> dict[tags.Tag, int]:
+    ranks: dict[tags.Tag, int] = {}
+    for position, tag in enumerate(_supported_tags(target)):
+        ranks.setdefault(tag, position)
+    return ranks
+
+
+def _supported_tags(target: WheelTarget) -> list[tags.Tag]:
+    """Every tag a wheel may carry to install on ``target``, the most specific first."""
     platform_tags = _platform_tags(target)
     major, minor = (int(part) for part in target.feature_version.split("."))
     version = (major, minor)
@@ -146,7 +163,7 @@ def _supported_tags(target: WheelTarget) -> frozenset[tags.Tag]:
         interpreter = f"cp{major}{minor}"
         found = [*tags.cpython_tags(version, [interpreter], platform_tags)]
     found.extend(tags.compatible_tags(version, interpreter, platform_tags))
-    return frozenset(found)
+    return found
 
 
 def _platform_tags(target: WheelTarget) -> list[str]:

@@ -126,6 +126,8 @@ def layer_lock(stack: StackSpec, layer: LayerSpec, lock_text: str, meta: LockMet
         meta_path=files.meta_path,
         platforms=doc.platforms,
         python_version=doc.python_version,
+        linux_target=doc.linux_target,
+        macosx_target=doc.macosx_target,
     )
 
 
