@@ -15,15 +15,15 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from packaging.requirements import Requirement
 
 from venvlayers.lock.importers import import_requirements
 from venvlayers.spec.model import ApplicationSpec, LayerSpec, StackSpec
+from venvlayers.spec.modules import module_files
 
 # Bumped when venvlayers changes what it writes into locks: old locks then relock.
 LOCK_FORMAT = 1
@@ -115,23 +115,11 @@ def _hash_version_inputs(layer: LayerSpec) -> str:
     digest = hashlib.sha256()
     if isinstance(layer, ApplicationSpec):
         for module in (layer.launch_module, *layer.support_modules):
-            for relative, path in _module_files(module):
+            for path in module_files(module):
+                relative = path.relative_to(module.parent).as_posix()
                 digest.update(relative.encode("utf-8") + b"\0")
                 digest.update(hashlib.sha256(path.read_bytes()).digest())
     return "sha256:" + digest.hexdigest()
-
-
-def _module_files(module: Path) -> Iterator[tuple[str, Path]]:
-    """A module file, or a package folder's files (no caches, no VCS files), in order."""
-    if module.is_file():
-        yield module.name, module
-        return
-    for path in sorted(module.rglob("*")):
-        parts = path.relative_to(module.parent).parts
-        if any(p == "__pycache__" or p.startswith(".git") for p in parts):
-            continue
-        if path.is_file() and path.suffix != ".pyc":
-            yield "/".join(parts), path
 
 
 def _plain(value: Any) -> Any:

@@ -13,6 +13,7 @@ from venvlayers.spec.model import (
     RuntimeSpec,
     StackSpec,
 )
+from venvlayers.spec.modules import module_files
 
 __all__ = [
     "ALL_PLATFORMS",
@@ -26,4 +27,5 @@ __all__ = [
     "RuntimeSpec",
     "StackSpec",
     "load_stack",
+    "module_files",
 ]
