@@ -44,10 +44,14 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_text_if_changed(path: Path, text: str) -> bool:
-    """Write only when the content differs, so unchanged inputs leave files untouched."""
-    if path.exists() and path.read_text(encoding="utf-8") == text:
-        return False
-    atomic_write_text(path, text)
+    """Write ``text`` (readable by all, as committed files are) only when it differs, so
+    unchanged inputs leave files untouched; True when written."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except FileNotFoundError:
+        pass
+    atomic_write_text(path, text, mode=0o644)
     return True
 
 
@@ -93,8 +97,15 @@ def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def sha256_text(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+def hash_bytes(data: bytes) -> str:
+    """``sha256:<hex>``, the form every recorded hash takes."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def hash_json(data: Any) -> str:
+    """The hash of ``data`` as compact, key-sorted JSON: the same data, the same hash."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hash_bytes(text.encode("utf-8"))
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -61,6 +61,31 @@ class UserPath(click.Path):
 @click.option("--debug", is_flag=True, help="Show a traceback with any error.")
 def cli(verbose: int, quiet: bool, debug: bool) -> None:
     ui.configure(-1 if quiet else verbose, debug=debug)
+
+
+class RegistryChoice(click.Choice):  # type: ignore[type-arg]
+    """A choice among the names of a registry, read only when needed (help or a value
+    given), so that every command does not import every provider to start."""
+
+    def __init__(self, names: Callable[[], Sequence[str]]) -> None:
+        self._names = names
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[Any, ...]:  # type: ignore[override]
+        return tuple(self._names())
+
+
+def _archive_formats() -> Sequence[str]:
+    from venvlayers.publish.formats import FORMATS
+
+    return list(FORMATS)
+
+
+def _runtime_sources() -> Sequence[str]:
+    from venvlayers.spec import RUNTIME_SOURCES
+
+    return RUNTIME_SOURCES
 
 
 def spec_argument(func: F) -> F:
@@ -184,7 +209,7 @@ def publish_options(func: F) -> F:
     func = click.option(
         "--format",
         "fmt",
-        type=click.Choice(["tar.zst", "tar.xz", "tar.gz", "zip"]),
+        type=RegistryChoice(_archive_formats),
         default="tar.zst",
         show_default=True,
         help="Archive format.",
@@ -204,7 +229,7 @@ def build_options(func: F) -> F:
     func = build_dir_option(func)
     func = click.option(
         "--runtime-source",
-        type=click.Choice(["auto", "standalone", "local", "archive"]),
+        type=RegistryChoice(_runtime_sources),
         help="Where runtimes come from, for every runtime layer"
         " (default: each layer's 'source', or $VENVLAYERS_RUNTIME_SOURCE).",
     )(func)

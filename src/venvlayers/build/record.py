@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from venvlayers import __version__
-from venvlayers._fs import read_json, write_json
+from venvlayers._fs import hash_bytes, read_json, write_json
 from venvlayers.layout import BUILD_RECORD_SUFFIX
 
 
@@ -40,4 +39,4 @@ class BuildRecord:
 def input_hash(parts: dict[str, object]) -> str:
     """A stable hash of everything a layer build depends on."""
     text = json.dumps({"tool_version": __version__, **parts}, sort_keys=True, default=str)
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    return hash_bytes(text.encode())

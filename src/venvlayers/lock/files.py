@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from venvlayers._fs import atomic_write_text
+from venvlayers._fs import write_text_if_changed
 from venvlayers.spec.model import LayerSpec, StackSpec
 
 
@@ -75,16 +75,5 @@ def write_meta(path: Path, meta: LockMeta) -> bool:
     """Write ``meta`` unless the file already holds exactly it; True when written."""
     if read_meta(path) == meta:
         return False
-    write_if_changed(path, json.dumps(meta.to_json(), indent=2, sort_keys=True) + "\n")
-    return True
-
-
-def write_if_changed(path: Path, text: str) -> bool:
-    """Write ``text`` (readable by all, as committed files are) only when it differs."""
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    except FileNotFoundError:
-        pass
-    atomic_write_text(path, text, mode=0o644)
+    write_text_if_changed(path, json.dumps(meta.to_json(), indent=2, sort_keys=True) + "\n")
     return True

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 from packaging.requirements import Requirement
 
+from venvlayers._fs import hash_json
 from venvlayers.lock.importers import import_requirements
 from venvlayers.spec.model import ApplicationSpec, LayerSpec, StackSpec
 from venvlayers.spec.modules import module_files
@@ -100,15 +100,6 @@ def exclude_newer_time(value: str | None) -> str | None:
 
 def format_time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).replace(microsecond=0).isoformat()
-
-
-def hash_json(data: Any) -> str:
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def hash_bytes(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _hash_version_inputs(layer: LayerSpec) -> str:

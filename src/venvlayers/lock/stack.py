@@ -8,9 +8,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from venvlayers._fs import hash_bytes, write_text_if_changed
 from venvlayers.errors import LockError
-from venvlayers.lock.files import LockMeta, lock_files, write_if_changed, write_meta
-from venvlayers.lock.inputs import exclude_newer, exclude_newer_time, format_time, hash_bytes
+from venvlayers.lock.files import LockMeta, lock_files, write_meta
+from venvlayers.lock.inputs import exclude_newer, exclude_newer_time, format_time
 from venvlayers.lock.layer_resolve import ResolveRequest, resolve_layer
 from venvlayers.lock.model import LayerLock, LockedPackage, LockResult
 from venvlayers.lock.narrow import LayerTarget
@@ -125,12 +126,12 @@ def _lock_layer(
     assert text is not None
     meta = _new_meta(stack, layer, check, text)
     # The metadata goes last: until it is written, the new lock reads as invalid.
-    wrote = write_if_changed(files.lock_path, text)
+    wrote = write_text_if_changed(files.lock_path, text)
     summary = render_summary(
         layer.build_name, f"{runtime.implementation} {runtime.feature_version}",
         layer.platforms, packages,
     )  # fmt: skip
-    wrote = write_if_changed(files.summary_path, summary) or wrote
+    wrote = write_text_if_changed(files.summary_path, summary) or wrote
     wrote = write_meta(files.meta_path, meta) or wrote
     options.report(f"{layer.build_name}: {'lock updated' if wrote else 'lock unchanged'}")
     result = LockResult(

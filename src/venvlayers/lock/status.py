@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from venvlayers._fs import hash_bytes
 from venvlayers.errors import LockError
 from venvlayers.lock.files import LockMeta, lock_files, read_meta
-from venvlayers.lock.inputs import NO_LOCK, LayerInputs, hash_bytes, layer_inputs
+from venvlayers.lock.inputs import NO_LOCK, LayerInputs, layer_inputs
 from venvlayers.lock.model import LayerLock, LockStatus
 from venvlayers.lock.pylock import parse
 from venvlayers.spec.model import LayerSpec, StackSpec

@@ -16,12 +16,12 @@ from venvlayers.runtime.archives import parse_archive_name
 from venvlayers.runtime.cache import PreparedRuntime, RuntimeCache, default_cache_dir
 from venvlayers.runtime.local import LocalProvider
 from venvlayers.runtime.standalone import MIRROR_ENV, DownloadUnreachable, StandaloneProvider
-from venvlayers.spec.model import PythonImplementation
+from venvlayers.spec.model import RUNTIME_SOURCES, PythonImplementation
 
 log = logging.getLogger(__name__)
 
 SOURCE_ENV = "VENVLAYERS_RUNTIME_SOURCE"
-SOURCES = ("auto", "standalone", "local", "archive")
+SOURCES = RUNTIME_SOURCES
 
 # One module per source; a new source is one module and one line here.
 PROVIDERS: dict[str, type[RuntimeProvider]] = {

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from venvlayers.spec.model import PythonImplementation
-
-_EXACT = re.compile(r"^\d+\.\d+\.\d+$")
 
 T = TypeVar("T")
 
@@ -16,10 +13,6 @@ T = TypeVar("T")
 def version_key(version: str) -> tuple[int, ...]:
     """Sort key for ``X.Y.Z`` strings (numeric, so 3.11.10 sorts after 3.11.9)."""
     return tuple(int(part) for part in version.split("."))
-
-
-def is_exact_version(version: str) -> bool:
-    return bool(_EXACT.match(version))
 
 
 def matches(request: PythonImplementation, implementation: str, version: str) -> bool:

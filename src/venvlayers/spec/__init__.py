@@ -3,6 +3,7 @@
 from venvlayers.spec.load import load_stack
 from venvlayers.spec.model import (
     ALL_PLATFORMS,
+    RUNTIME_SOURCES,
     ApplicationSpec,
     FrameworkSpec,
     LayeredSpec,
@@ -17,6 +18,7 @@ from venvlayers.spec.modules import module_files
 
 __all__ = [
     "ALL_PLATFORMS",
+    "RUNTIME_SOURCES",
     "ApplicationSpec",
     "FrameworkSpec",
     "LayerKind",

@@ -18,6 +18,7 @@ from venvlayers.spec.model import (
     ALL_PLATFORMS,
     DEFAULT_GLIBC,
     DEFAULT_MACOSX,
+    RUNTIME_SOURCES,
     ApplicationSpec,
     FrameworkSpec,
     LayerKind,
@@ -63,7 +64,6 @@ _KIND_FIELDS: dict[LayerKind, tuple[str, ...]] = {
     LayerKind.FRAMEWORK: ("runtime", "frameworks"),
     LayerKind.APPLICATION: ("runtime", "frameworks", "launch_module", "support_modules"),
 }
-RUNTIME_SOURCES = ("auto", "standalone", "local", "archive")
 
 
 def load_stack(path: str | os.PathLike[str]) -> StackSpec:

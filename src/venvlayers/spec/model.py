@@ -18,6 +18,9 @@ ALL_PLATFORMS: tuple[str, ...] = (
     "macosx_arm64",
     "macosx_x86_64",
 )
+# Where a runtime layer's Python may come from (its optional `source` field); the runtime
+# stage has one provider for each.
+RUNTIME_SOURCES: tuple[str, ...] = ("auto", "standalone", "local", "archive")
 DEFAULT_GLIBC = "2.28"
 DEFAULT_MACOSX = "13.0"
 
