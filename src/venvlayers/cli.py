@@ -3,51 +3,22 @@
 from __future__ import annotations
 
 import errno
-import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from venvlayers import __version__, ui
+from venvlayers.cli_params import RegistryChoice, UserPath, archive_formats, runtime_sources
 from venvlayers.errors import VenvLayersError
 
 if TYPE_CHECKING:
+    from venvlayers import pipeline
     from venvlayers.spec import StackSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class UserPath(click.Path):
-    """A path typed by the user, made absolute here, once: no stage sees a relative path,
-    a ``..`` or the current directory, so every message and record names the real place.
-
-    ``folder``: the path names a folder that may not exist yet; refused when something on
-    its way is a file, so no command fails later with NotADirectoryError.
-    """
-
-    def __init__(self, *, folder: bool = False, exists: bool = False) -> None:
-        super().__init__(path_type=Path, file_okay=not folder, exists=exists)
-        self.folder = folder
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, Path) and value.is_absolute():
-            return value
-        if not str(value):
-            self.fail("an empty path names no folder; give a path", param, ctx)
-        try:
-            os.stat(value)
-        except OSError as exc:
-            if exc.errno == errno.ENAMETOOLONG:
-                self.fail(f"path too long ({len(str(value))} characters)", param, ctx)
-        path = Path(os.fsdecode(super().convert(value, param, ctx))).resolve()
-        if self.folder:
-            on_the_way = next((p for p in (path, *path.parents) if p.exists()), None)
-            if on_the_way is not None and not on_the_way.is_dir():
-                self.fail(f"{on_the_way} is a file, so {path} cannot be a folder", param, ctx)
-        return path
 
 
 @click.group(
@@ -61,31 +32,6 @@ class UserPath(click.Path):
 @click.option("--debug", is_flag=True, help="Show a traceback with any error.")
 def cli(verbose: int, quiet: bool, debug: bool) -> None:
     ui.configure(-1 if quiet else verbose, debug=debug)
-
-
-class RegistryChoice(click.Choice):  # type: ignore[type-arg]
-    """A choice among the names of a registry, read only when needed (help or a value
-    given), so that every command does not import every provider to start."""
-
-    def __init__(self, names: Callable[[], Sequence[str]]) -> None:
-        self._names = names
-        self.case_sensitive = True
-
-    @property
-    def choices(self) -> tuple[Any, ...]:  # type: ignore[override]
-        return tuple(self._names())
-
-
-def _archive_formats() -> Sequence[str]:
-    from venvlayers.publish.formats import FORMATS
-
-    return list(FORMATS)
-
-
-def _runtime_sources() -> Sequence[str]:
-    from venvlayers.spec import RUNTIME_SOURCES
-
-    return RUNTIME_SOURCES
 
 
 def spec_argument(func: F) -> F:
@@ -209,7 +155,7 @@ def publish_options(func: F) -> F:
     func = click.option(
         "--format",
         "fmt",
-        type=RegistryChoice(_archive_formats),
+        type=RegistryChoice(archive_formats),
         default="tar.zst",
         show_default=True,
         help="Archive format.",
@@ -229,7 +175,7 @@ def build_options(func: F) -> F:
     func = build_dir_option(func)
     func = click.option(
         "--runtime-source",
-        type=RegistryChoice(_runtime_sources),
+        type=RegistryChoice(runtime_sources),
         help="Where runtimes come from, for every runtime layer"
         " (default: each layer's 'source', or $VENVLAYERS_RUNTIME_SOURCE).",
     )(func)
@@ -271,38 +217,64 @@ def build(
     Layers whose inputs are unchanged are not rebuilt. With --publish, the
     archives are written afterwards as `venvlayers publish` would.
     """
+    from venvlayers import pipeline
+
     stack = load(spec)
-    built = run_build(stack, include, build_dir, runtime_source, lock_if_needed, clean, jobs)
+    settings = pipeline.BuildSettings(
+        build_dir=build_dir, include=include, clean=clean, runtime_source=runtime_source,
+        jobs=jobs, lock_if_needed=lock_if_needed,
+    )  # fmt: skip
+    built = pipeline.build(stack, settings, report=ui.info)
+    render_built(built)
     if publish:
-        run_publish(stack, include, built, output_dir, fmt, tag_outputs, force, False)
+        render_published(
+            publish_with_progress(
+                stack, built.build_dir, publish_settings(output_dir, fmt, tag_outputs, force),
+                include,
+            )
+        )  # fmt: skip
 
 
-def run_build(
-    stack: StackSpec,
-    include: tuple[str, ...],
-    build_dir: Path | None,
-    runtime_source: str | None,
-    lock_if_needed: bool,
-    clean: bool,
-    jobs: int,
-) -> Path:
-    from venvlayers.build import BuildOptions, build_stack, default_build_dir
+def publish_settings(
+    output_dir: Path | None, fmt: str, tag_outputs: bool, force: bool, dry_run: bool = False
+) -> pipeline.PublishSettings:
+    from venvlayers import pipeline
 
-    if lock_if_needed:
-        from venvlayers.lock import lock_stack
-
-        lock_stack(stack, include=include, if_needed=True, report=ui.info)
-    options = BuildOptions(
-        build_dir=build_dir or default_build_dir(stack),
-        include=include,
-        clean=clean,
-        runtime_source=runtime_source,
-        jobs=jobs,
+    return pipeline.PublishSettings(
+        output_dir=output_dir, fmt=fmt, tag_outputs=tag_outputs, force=force, dry_run=dry_run
     )
-    for result in build_stack(stack, options, report=ui.info):
+
+
+def publish_with_progress(
+    stack: StackSpec, build_dir: Path, settings: pipeline.PublishSettings, include: tuple[str, ...]
+) -> pipeline.Published:
+    from venvlayers import pipeline
+    from venvlayers.publish import archive_progress
+
+    with archive_progress(enabled=ui.progress_enabled()) as progress:
+        return pipeline.publish(
+            stack, build_dir, settings, include=include, report=ui.info, progress=progress
+        )
+
+
+def render_built(built: pipeline.Built) -> None:
+    for result in built.layers:
         state = "built" if result.rebuilt else "up to date"
         ui.result(f"{result.install_target}: {state} ({result.path})")
-    return options.build_dir
+
+
+def render_published(published: pipeline.Published) -> None:
+    result = published.result
+    if result.plan:
+        ui.emit_json(
+            {"dry_run": True, "output_dir": str(published.output_dir), "layers": list(result.plan)}
+        )
+        return
+    for layer in result.layers:
+        assert layer.archive is not None
+        state = "reused" if layer.install_target in result.reused else "written"
+        size_mib = layer.archive.archive_size / 2**20
+        ui.result(f"{layer.archive.archive_name}: {state} ({size_mib:.1f} MiB)")
 
 
 @cli.command()
@@ -331,51 +303,10 @@ def publish(
     from venvlayers.build import default_build_dir
 
     stack = load(spec)
-    run_publish(
-        stack, include, build_dir or default_build_dir(stack), output_dir, fmt, tag_outputs,
-        force, dry_run,
-    )  # fmt: skip
-
-
-def run_publish(
-    stack: StackSpec,
-    include: tuple[str, ...],
-    build_dir: Path,
-    output_dir: Path | None,
-    fmt: str,
-    tag_outputs: bool,
-    force: bool,
-    dry_run: bool,
-) -> Path:
-    from venvlayers.publish import (
-        PublishOptions,
-        archive_progress,
-        default_output_dir,
-        publish_stack,
+    settings = publish_settings(output_dir, fmt, tag_outputs, force, dry_run)
+    render_published(
+        publish_with_progress(stack, build_dir or default_build_dir(stack), settings, include)
     )
-
-    options = PublishOptions(
-        build_dir=build_dir,
-        output_dir=output_dir or default_output_dir(stack),
-        fmt=fmt,
-        include=include,
-        tag_outputs=tag_outputs,
-        dry_run=dry_run,
-        force=force,
-    )
-    with archive_progress(enabled=ui.progress_enabled()) as progress:
-        result = publish_stack(stack, options, report=ui.info, progress=progress)
-    if dry_run:
-        ui.emit_json(
-            {"dry_run": True, "output_dir": str(options.output_dir), "layers": list(result.plan)}
-        )
-        return options.output_dir
-    for layer in result.layers:
-        assert layer.archive is not None
-        state = "reused" if layer.install_target in result.reused else "written"
-        size_mib = layer.archive.archive_size / 2**20
-        ui.result(f"{layer.archive.archive_name}: {state} ({size_mib:.1f} MiB)")
-    return options.output_dir
 
 
 @cli.command("local-export")
@@ -557,37 +488,34 @@ def up(
     with status 0, or still be running after --run-timeout seconds (a service), when it is
     stopped. `up` always returns by itself; exit status 1 when an app failed.
     """
-    from venvlayers.deploy import deploy as deploy_stack
-    from venvlayers.deploy import smoke_run
-    from venvlayers.lock import lock_stack
+    from venvlayers import pipeline
+    from venvlayers.publish import archive_progress
 
     stack = load(spec)
-    known = {app.name for app in stack.applications} | {
-        app.build_name for app in stack.applications
-    }
-    for name in run_apps:
-        if name not in known:
-            apps = ", ".join(app.name for app in stack.applications)
-            raise click.BadParameter(f"no app named {name!r} in {spec} (apps: {apps})")
-    lock_stack(stack, if_needed=True, report=ui.info)
-    built = run_build(stack, (), build_dir, runtime_source, False, clean, 2)
-    published = run_publish(stack, (), built, output_dir, fmt, tag_outputs, force, False)
-    result = deploy_stack(published, target, report=ui.info)
-    ui.result(f"deployed {len(result.apps)} apps into {target}")
-    if no_run:
-        return
-    failed = 0
-    for app_name in run_apps or result.apps:
-        ui.info(f"$ venvlayers run {target} {app_name}")
-        outcome = smoke_run(target, app_name, time_limit=run_timeout)
-        if outcome.status is None:
-            ui.result(f"{app_name}: still running after {run_timeout:g} s; stopped (a service?)")
-        elif outcome.status == 0:
-            ui.result(f"{app_name}: ran ({outcome.seconds:.1f} s)")
+    with archive_progress(enabled=ui.progress_enabled()) as progress:
+        done = pipeline.up(
+            stack,
+            target,
+            build_settings=pipeline.BuildSettings(
+                build_dir=build_dir, clean=clean, runtime_source=runtime_source
+            ),
+            publish_settings=publish_settings(output_dir, fmt, tag_outputs, force),
+            run_settings=pipeline.RunSettings(
+                apps=run_apps, time_limit=run_timeout, enabled=not no_run
+            ),
+            report=ui.info,
+            on_run=lambda name: ui.info(f"$ venvlayers run {target} {name}"),
+            progress=progress,
+        )
+    ui.result(f"deployed {len(done.deployed.apps)} apps into {target}")
+    for run in done.runs:
+        if run.status is None:
+            ui.result(f"{run.name}: still running after {run_timeout:g} s; stopped (a service?)")
+        elif run.status == 0:
+            ui.result(f"{run.name}: ran ({run.seconds:.1f} s)")
         else:
-            ui.error(f"{app_name}: exited with status {outcome.status}")
-        failed += not outcome.ok
-    if failed:
+            ui.error(f"{run.name}: exited with status {run.status}")
+    if not all(run.ok for run in done.runs):
         raise SystemExit(1)
 
 

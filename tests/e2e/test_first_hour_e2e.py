@@ -102,7 +102,7 @@ def test_up_reports_an_app_that_fails(stack: Path, tmp_path: Path) -> None:
 def test_up_refuses_an_unknown_app_before_doing_anything(stack: Path, tmp_path: Path) -> None:
     result = venvlayers("up", stack, "--target", tmp_path / "t", "--run", "nope", check=False)
     assert result.returncode == 1
-    assert "no app named 'nope'" in result.stderr
+    assert "--run nope: no app of that name" in result.stderr
     assert not (tmp_path / "t").exists()
 
 
