@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from venvlayers.build.install import requirement_lines
+from venvlayers.build.packages import requirement_lines
 from venvlayers.lock import LayerLock, LockedPackage, LockedWheel
 from venvlayers.lock.platforms import marker_environment
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from packaging.pylock import Pylock
 
+from venvlayers.build.packages import requirement_lines
 from venvlayers.errors import LockError
 from venvlayers.lock import (
     LockResult,
-    install_requirements,
     lock_stack,
     lock_status,
     marker_environment,
@@ -231,19 +231,14 @@ def test_lock_writes_the_three_files_and_marks_packages_from_below(
     assert {(p.name, p.version) for p in plain.own_packages} == {("gamma", "1.0")}
 
 
-def test_install_requirements_lists_own_packages_for_the_platform(
-    locked_dir: Path, lock: Lock
-) -> None:
+def test_the_build_installs_own_packages_for_the_platform(locked_dir: Path, lock: Lock) -> None:
     stack = load_stack(locked_dir)
     framework = read_layer_lock(stack, stack.layer("framework-fw"))
-    linux = install_requirements(
-        framework, platform_marker_env=marker_environment("linux_x86_64", "cpython", "3.11")
-    )
-    windows = install_requirements(
-        framework, platform_marker_env=marker_environment("win_amd64", "cpython", "3.11")
-    )
-    assert re.fullmatch(r"beta==1\.0 --hash=sha256:[0-9a-f]{64}\n", linux)
-    assert [line.split()[0] for line in windows.splitlines()] == ["beta==1.0", "winonly==1.0"]
+    linux = requirement_lines(framework, marker_environment("linux_x86_64", "cpython", "3.11"))
+    windows = requirement_lines(framework, marker_environment("win_amd64", "cpython", "3.11"))
+    assert [line.split()[0] for line in linux] == ["beta==1.0"]
+    assert re.fullmatch(r"beta==1\.0 --hash=sha256:[0-9a-f]{64}", linux[0])
+    assert [line.split()[0] for line in windows] == ["beta==1.0", "winonly==1.0"]
 
 
 def test_relocking_unchanged_inputs_rewrites_nothing(locked_dir: Path, lock: Lock) -> None:

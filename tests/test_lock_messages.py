@@ -294,7 +294,7 @@ def docopt_lock(platforms: tuple[str, ...]) -> LayerLock:
 
 
 def test_build_names_the_package_without_a_wheel_on_a_locked_platform() -> None:
-    from venvlayers.build.install import requirement_lines
+    from venvlayers.build.packages import requirement_lines
 
     env = marker_environment("linux_x86_64", "cpython", "3.12")
     with pytest.raises(BuildError) as caught:
@@ -308,7 +308,7 @@ def test_build_names_the_package_without_a_wheel_on_a_locked_platform() -> None:
 
 
 def test_build_on_a_platform_the_lock_lacks_says_to_add_it() -> None:
-    from venvlayers.build.install import requirement_lines
+    from venvlayers.build.packages import requirement_lines
 
     env = marker_environment("linux_x86_64", "cpython", "3.12")
     with pytest.raises(BuildError) as caught:
@@ -322,7 +322,7 @@ def test_build_on_a_platform_the_lock_lacks_says_to_add_it() -> None:
 @pytest.mark.slow
 @pytest.mark.network
 def test_allow_missing_sdist_only_package_then_build_message(tmp_path: Path) -> None:
-    from venvlayers.build.install import requirement_lines
+    from venvlayers.build.packages import requirement_lines
 
     folder = tmp_path / "stack"
     folder.mkdir()

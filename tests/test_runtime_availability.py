@@ -24,8 +24,8 @@ from venvlayers.runtime import (
     standalone,
 )
 from venvlayers.runtime._base import RuntimeCandidate, RuntimeProvider
-from venvlayers.runtime.archives import ArchiveName, host_triples, parse_archive_name
 from venvlayers.runtime.availability import nearest
+from venvlayers.runtime.pbs_archives import ArchiveName, host_triples, parse_archive_name
 from venvlayers.spec import RuntimeSpec, load_stack
 from venvlayers.spec.model import PythonImplementation
 

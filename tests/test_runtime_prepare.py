@@ -21,9 +21,9 @@ from venvlayers.runtime import (
     prepare_runtime,
     standalone,
 )
-from venvlayers.runtime import archives as archive_module
-from venvlayers.runtime.archives import host_triples
+from venvlayers.runtime import pbs_archives as archive_module
 from venvlayers.runtime.cache import RuntimeCache
+from venvlayers.runtime.pbs_archives import host_triples
 from venvlayers.spec.model import PythonImplementation
 
 CPYTHON_311 = PythonImplementation("cpython", "3.11")

@@ -18,7 +18,7 @@ import pytest
 
 from venvlayers.errors import RuntimeProviderError
 from venvlayers.runtime import MIRROR_ENV, prepare_runtime, standalone
-from venvlayers.runtime.archives import (
+from venvlayers.runtime.pbs_archives import (
     extract_archive,
     host_triples,
     parse_archive_name,

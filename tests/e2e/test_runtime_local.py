@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from venvlayers.runtime import PreparedRuntime, copy_runtime, prepare_runtime
-from venvlayers.runtime.archives import host_triples
 from venvlayers.runtime.discovery import discover
+from venvlayers.runtime.pbs_archives import host_triples
 from venvlayers.spec.model import PythonImplementation
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from venvlayers.build.record import BuildRecord
+    from venvlayers.build.build_record import BuildRecord
     from venvlayers.build.stage import BuildOptions, BuildResult, build_stack, default_build_dir
 
 _HOMES = {

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from venvlayers import __version__, layout
 from venvlayers.build.app_modules import modules_hash
+from venvlayers.build.build_record import BuildRecord, input_hash
 from venvlayers.build.layer import build_layer
-from venvlayers.build.record import BuildRecord, input_hash
 from venvlayers.errors import BuildError
 from venvlayers.lock import LayerLock, read_layer_lock
 from venvlayers.spec import ApplicationSpec, LayerSpec, RuntimeSpec, StackSpec

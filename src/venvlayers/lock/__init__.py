@@ -5,7 +5,6 @@ Files (committed beside the spec, in ``requirements/<build name>/``):
 ``packages-<build name>.txt``. See docs/locking.md.
 """
 
-from venvlayers.lock.install import install_requirements
 from venvlayers.lock.model import LayerLock, LockedPackage, LockedWheel, LockResult, LockStatus
 from venvlayers.lock.platforms import WheelTarget, marker_environment, platform_of
 from venvlayers.lock.stack import lock_stack
@@ -18,7 +17,6 @@ __all__ = [
     "LockedPackage",
     "LockedWheel",
     "WheelTarget",
-    "install_requirements",
     "lock_stack",
     "lock_status",
     "marker_environment",

@@ -10,7 +10,7 @@ from typing import Any
 
 from venvlayers import __version__, layout
 from venvlayers._fs import exclusive_lock, read_json, remove_leftovers, sha256_file, write_json
-from venvlayers.build.record import BuildRecord
+from venvlayers.build.build_record import BuildRecord
 from venvlayers.contract import STACK_METADATA, Fields, load_json, read_stack_metadata
 from venvlayers.errors import MetadataError, PublishError
 from venvlayers.lock import read_layer_lock

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from venvlayers.errors import RuntimeProviderError
 from venvlayers.runtime._base import ProviderContext, RuntimeProvider
-from venvlayers.runtime.archive import ArchiveProvider
-from venvlayers.runtime.archives import parse_archive_name
+from venvlayers.runtime.archive_source import ArchiveProvider
 from venvlayers.runtime.cache import RuntimeCache, default_cache_dir
 from venvlayers.runtime.local import LocalProvider
+from venvlayers.runtime.pbs_archives import parse_archive_name
 from venvlayers.runtime.prepare import PROVIDERS, _provider_for_path, resolve_source
 from venvlayers.runtime.standalone import MIRROR_ENV, StandaloneProvider
 from venvlayers.runtime.versions import matches, version_key

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from venvlayers._fs import write_json
 from venvlayers.runtime._base import RuntimeCandidate
-from venvlayers.runtime.archives import find_interpreter
+from venvlayers.runtime.pbs_archives import find_interpreter
 from venvlayers.runtime.versions import matches, version_key
 from venvlayers.spec.model import PythonImplementation
 

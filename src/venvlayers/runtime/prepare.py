@@ -11,10 +11,10 @@ from pathlib import Path
 from venvlayers._proc import run
 from venvlayers.errors import RuntimeProviderError, ToolError
 from venvlayers.runtime._base import ProviderContext, Report, RuntimeProvider
-from venvlayers.runtime.archive import ArchiveProvider
-from venvlayers.runtime.archives import parse_archive_name
+from venvlayers.runtime.archive_source import ArchiveProvider
 from venvlayers.runtime.cache import PreparedRuntime, RuntimeCache, default_cache_dir
 from venvlayers.runtime.local import LocalProvider
+from venvlayers.runtime.pbs_archives import parse_archive_name
 from venvlayers.runtime.standalone import MIRROR_ENV, DownloadUnreachable, StandaloneProvider
 from venvlayers.spec.model import RUNTIME_SOURCES, PythonImplementation
 

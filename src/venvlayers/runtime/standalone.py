@@ -18,7 +18,7 @@ from pathlib import Path
 
 from venvlayers.errors import RuntimeProviderError
 from venvlayers.runtime._base import ProviderContext, RuntimeCandidate, RuntimeProvider
-from venvlayers.runtime.archives import (
+from venvlayers.runtime.pbs_archives import (
     ArchiveName,
     host_triples,
     install_archive,

@@ -38,7 +38,7 @@ print(json.dumps({
 """
 
 
-def marker_environment(python: Path) -> dict[str, str]:
+def probe_marker_environment(python: Path) -> dict[str, str]:
     # Every venv of a runtime links to the same interpreter: probe it once.
     return dict(_probe_markers(os.path.realpath(python)))
 
@@ -113,7 +113,7 @@ def install_locked(
     lock: LayerLock, python: Path, *, work_dir: Path, extra_args: Sequence[str] = ()
 ) -> int:
     """Install the layer's own packages into the environment of ``python``; returns the count."""
-    lines = requirement_lines(lock, marker_environment(python))
+    lines = requirement_lines(lock, probe_marker_environment(python))
     if not lines:
         return 0
     requirements = work_dir / f".{lock.build_name}.requirements.txt"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from venvlayers.errors import RuntimeProviderError
 from venvlayers.runtime._base import RuntimeCandidate, RuntimeProvider
-from venvlayers.runtime.archives import (
+from venvlayers.runtime.pbs_archives import (
     host_triples,
     install_archive,
     parse_archive_name,
