@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from venvlayers._proc import run
+from venvlayers.contract import read_stack_metadata
 from venvlayers.deploy import deploy
-from venvlayers.publish.metadata import read_stack_metadata
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "sklearn-demo" / "_artifacts"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from venvlayers import layout
 from venvlayers._fs import staged_dir
+from venvlayers.contract import write_stack_metadata
 from venvlayers.contract.postinstall import run_postinstall
-from venvlayers.publish.metadata import write_stack_metadata
 from venvlayers.publish.stage import built_layers, publications
 from venvlayers.spec import StackSpec
 

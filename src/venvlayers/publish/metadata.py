@@ -8,31 +8,9 @@ from __future__ import annotations
 import sysconfig
 
 from venvlayers.build.app_modules import modules_hash
-from venvlayers.contract import (
-    LAYER_METADATA_DIR,
-    METADATA_DIR,
-    STACK_METADATA,
-    ArchiveFields,
-    LayerPublication,
-    read_stack_metadata,
-    stack_index,
-    write_stack_metadata,
-)
+from venvlayers.contract import LayerPublication
 from venvlayers.lock import LayerLock
 from venvlayers.spec import ApplicationSpec, LayerKind, LayerSpec, StackSpec
-
-__all__ = [
-    "LAYER_METADATA_DIR",
-    "METADATA_DIR",
-    "STACK_METADATA",
-    "ArchiveFields",
-    "LayerPublication",
-    "host_platform",
-    "layer_publication",
-    "read_stack_metadata",
-    "stack_index",
-    "write_stack_metadata",
-]
 
 # sysconfig platform names -> the platform names of the stack format.
 _PLATFORMS = {

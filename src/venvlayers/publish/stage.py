@@ -11,19 +11,21 @@ from typing import Any
 from venvlayers import __version__, layout
 from venvlayers._fs import exclusive_lock, read_json, remove_leftovers, sha256_file, write_json
 from venvlayers.build.build_record import BuildRecord
-from venvlayers.contract import STACK_METADATA, Fields, load_json, read_stack_metadata
+from venvlayers.contract import (
+    LAYER_METADATA_DIR,
+    METADATA_DIR,
+    STACK_METADATA,
+    ArchiveFields,
+    Fields,
+    LayerPublication,
+    load_json,
+    read_stack_metadata,
+    write_stack_metadata,
+)
 from venvlayers.errors import MetadataError, PublishError
 from venvlayers.lock import read_layer_lock
 from venvlayers.publish.archive import FORMATS, ArchiveRequest, write_layer_archives
-from venvlayers.publish.metadata import (
-    LAYER_METADATA_DIR,
-    METADATA_DIR,
-    ArchiveFields,
-    LayerPublication,
-    host_platform,
-    layer_publication,
-    write_stack_metadata,
-)
+from venvlayers.publish.metadata import host_platform, layer_publication
 from venvlayers.spec import LayerSpec, StackSpec
 
 # What each published archive was made from, so an unchanged layer reuses its archive.
