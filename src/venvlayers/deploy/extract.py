@@ -1,30 +1,40 @@
 """Archive readers, one per format, chosen by file extension.
 
-Each reader does two passes over a layer archive: :meth:`ArchiveFormat.scan` lists every
-member (and hashes the file on the way) without writing anything; :meth:`ArchiveFormat.extract`
-unpacks the layer folder's *contents* into a destination folder, so a layer can be unpacked
-under a temporary name beside its final place.
+Every archive is treated as hostile, even one whose sha256 matches its metadata:
+
+- it is opened once, and only if it is a regular file inside the published folder
+  (:func:`check_archive`); that one open file is hashed, scanned and later unpacked, so a
+  file swapped in under the same name meanwhile is never read;
+- the scan lists every member without writing anything, and :func:`check_members` decides
+  from that list where each member lands; the unpacking then writes exactly those members,
+  in the same order, and refuses the archive at the first one that differs;
+- what is read is bounded: the scan stops at the first member that takes the archive past
+  the space given to it, tar headers may not grow beyond :data:`_HEADER_ALLOWANCE`, the
+  unpacking reads no more than the scan did, and no member gets more bytes than it declares.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import lzma
 import os
+import posixpath
 import shutil
 import stat
+import struct
 import tarfile
 import zipfile
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 import zstandard
 
-from venvlayers._fs import sha256_file
 from venvlayers.deploy.members import (
     Member,
     MemberKind,
@@ -37,6 +47,12 @@ _CHUNK = 1 << 20
 # tarfile's stream buffer: it copies what remains of the buffer on every read of a member
 # header, so a large buffer makes archives of many small files slow.
 _TAR_BUFFER = 1 << 16
+# Headers tarfile may read before one member (pax records, GNU long names): tarfile holds a
+# header in memory, so a header claiming gigabytes would exhaust memory before any check.
+_HEADER_ALLOWANCE = 1 << 20
+# The longest symlink target a file system accepts (PATH_MAX).
+_MAX_LINK_TEXT = 4096
+_CHANGED = "changed while it was being unpacked"
 # Errors a damaged archive raises from the decompressors and readers.
 _CORRUPT = (
     tarfile.TarError,
@@ -47,6 +63,7 @@ _CORRUPT = (
     EOFError,
     OSError,
     ValueError,
+    struct.error,
 )
 
 
@@ -54,15 +71,42 @@ class ArchiveRefused(Exception):
     """The archive is damaged or unsafe; ``str()`` is the reason, for one line of output."""
 
 
-class _HashingReader:
-    """A read-only stream that hashes what passes through it."""
+class _HashMismatch(ArchiveRefused):
+    def __init__(self) -> None:
+        super().__init__("does not match its published sha256")
 
-    def __init__(self, raw: IO[bytes]) -> None:
+
+class _PastLimit(Exception):
+    """More decompressed bytes than allowed were about to be read."""
+
+
+def free_space(folder: Path) -> int:
+    """Bytes still free on the file system that holds (or will hold) ``folder``."""
+    path = Path(os.path.abspath(folder))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def _too_big(space: int) -> str:
+    return f"expands to more than the {space} bytes free in the deployment folder"
+
+
+class _HashingReader:
+    """Reads and hashes exactly ``size`` bytes of an open archive, from where it stands."""
+
+    def __init__(self, raw: IO[bytes], size: int) -> None:
         self._raw = raw
+        self._left = size
         self.digest = hashlib.sha256()
 
     def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
+        # One byte more than is left shows a file that grew since its size was checked.
+        wanted = self._left + 1 if size < 0 else min(size, self._left + 1)
+        data = self._raw.read(wanted)
+        if len(data) > self._left:
+            raise ArchiveRefused(_CHANGED)
+        self._left -= len(data)
         self.digest.update(data)
         return data
 
@@ -75,19 +119,119 @@ class _HashingReader:
         """Hash the rest of the file (readers may stop before its end); the hex digest."""
         while self.read(_CHUNK):
             pass
+        if self._left:
+            raise ArchiveRefused(_CHANGED)
         return self.digest.hexdigest()
+
+
+class _BoundedStream:
+    """A decompressed stream that raises :class:`_PastLimit` at the first byte past ``limit``."""
+
+    def __init__(self, stream: IO[bytes], limit: int) -> None:
+        self._stream = stream
+        self.limit = limit
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        room = self.limit - self.count + 1
+        data = self._stream.read(room if size < 0 else min(size, room))
+        self.count += len(data)
+        if self.count > self.limit:
+            raise _PastLimit
+        return data
+
+
+@dataclass(frozen=True)
+class _Scan:
+    members: list[Member]
+    sha256: str
+    # What unpacking will read: decompressed bytes (tar), or the sum of member sizes (zip).
+    expanded: int
+
+
+class _LayerWriter:
+    """Writes checked members into ``dest``, never more bytes than a member declares.
+
+    Symlinks are made last, so nothing is ever written through one; files are created
+    exclusively and without following a link, a second line behind the member checks.
+    """
+
+    def __init__(self, dest: Path) -> None:
+        self._dest = os.fspath(dest)
+        self._folders = {""}
+        self._symlinks: list[tuple[str, str]] = []
+
+    def _path(self, relative: str) -> str:
+        return os.path.join(self._dest, relative)
+
+    def _parent(self, relative: str) -> None:
+        parent = posixpath.dirname(relative)
+        if parent in self._folders:
+            return
+        os.makedirs(self._path(parent), exist_ok=True)
+        while parent not in self._folders:
+            self._folders.add(parent)
+            parent = posixpath.dirname(parent)
+
+    def folder(self, relative: str) -> None:
+        if relative in self._folders:
+            return
+        self._parent(relative)
+        path = self._path(relative)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path)
+        os.chmod(path, 0o755)
+        self._folders.add(relative)
+
+    def file(
+        self,
+        member: Member,
+        relative: str,
+        chunks: Iterator[bytes],
+        *,
+        executable: bool,
+        mtime: float | None = None,
+    ) -> None:
+        self._parent(relative)
+        mode = 0o755 if executable else 0o644
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(self._path(relative), flags, mode)
+        with open(fd, "wb", buffering=0, closefd=True) as out:
+            for chunk in _bounded_chunks(member, chunks):
+                view = memoryview(chunk)
+                while view:
+                    view = view[out.write(view) or 0 :]
+            # The umask must not decide a layer file's mode: every user runs the layer.
+            os.fchmod(fd, mode)
+            if mtime is not None:
+                os.utime(fd, (mtime, mtime))
+
+    def hard_link(self, relative: str, target: str) -> None:
+        self._parent(relative)
+        os.link(self._path(target), self._path(relative), follow_symlinks=False)
+
+    def symlink(self, relative: str, link: str) -> None:
+        self._symlinks.append((relative, link))
+
+    def finish(self) -> None:
+        for relative, link in self._symlinks:
+            self._parent(relative)
+            os.symlink(link, self._path(relative))
 
 
 class ArchiveFormat(ABC):
     suffix: str
 
     @abstractmethod
-    def scan(self, archive: Path) -> tuple[list[Member], str]:
-        """Every member, and the sha256 (hex) of the archive file."""
+    def scan(self, file: IO[bytes], size: int, space: int) -> _Scan:
+        """Every member and the file's sha256; refused past ``space`` bytes unpacked.
+
+        ``file`` is the open archive of ``size`` bytes, read from its start.
+        """
 
     @abstractmethod
-    def extract(self, archive: Path, dest: Path, top: str) -> str:
-        """Unpack the contents of the folder ``top`` into ``dest``; the file's sha256 (hex)."""
+    def extract(self, file: IO[bytes], size: int, scan: _Scan, dest: Path, top: str) -> str:
+        """Unpack the scanned members of the folder ``top`` into ``dest``; the file's sha256."""
 
 
 def _tar_member(info: tarfile.TarInfo) -> Member:
@@ -97,78 +241,101 @@ def _tar_member(info: tarfile.TarInfo) -> Member:
         return Member(info.name, MemberKind.SYMLINK, link=info.linkname)
     if info.islnk():
         return Member(info.name, MemberKind.HARDLINK, link=info.linkname)
-    if info.isreg():
+    if info.isreg() and not info.issparse():
         return Member(info.name, MemberKind.FILE, size=info.size)
     return Member(info.name, MemberKind.SPECIAL)
 
 
-def _strip_top(top: str) -> Callable[[tarfile.TarInfo, str], tarfile.TarInfo | None]:
-    """A tarfile filter: members lose their top folder, then go through the ``data`` filter."""
-
-    def strip(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
-        try:
-            relative = layer_relative(member.name, top)
-            if not relative:
-                return None
-            if member.islnk():
-                linked = layer_relative(member.linkname, top)
-                member = member.replace(name=relative, linkname=linked, deep=False)
-            else:
-                member = member.replace(name=relative, deep=False)
-        except UnsafeMember as exc:
-            raise tarfile.FilterError(str(exc)) from None
-        return tarfile.data_filter(member, dest)
-
-    return strip
-
-
-_TarMode = Literal["r|", "r|gz", "r|xz"]
+def _tar_chunks(source: IO[bytes], size: int) -> Iterator[bytes]:
+    left = size
+    while left:
+        chunk = source.read(min(_CHUNK, left))
+        if not chunk:
+            return
+        left -= len(chunk)
+        yield chunk
 
 
 class TarFormat(ArchiveFormat):
-    """A tar stream, read front to back (never seeking).
-
-    tarfile decompresses gz and xz itself (``mode``); other codecs come as ``decompressor``.
-    """
+    """A tar stream, read front to back (never seeking), decompressed by ``decompressor``."""
 
     def __init__(
         self,
         suffix: str,
-        mode: _TarMode,
         decompressor: Callable[[IO[bytes]], contextlib.AbstractContextManager[IO[bytes]]],
     ) -> None:
         self.suffix = suffix
-        self._mode: _TarMode = mode
         self._decompressed = decompressor
 
     @contextlib.contextmanager
-    def _open(self, raw: IO[bytes]) -> Iterator[tarfile.TarFile]:
-        with (
-            self._decompressed(raw) as stream,
-            tarfile.open(fileobj=stream, mode=self._mode, bufsize=_TAR_BUFFER) as tar,
-        ):
-            yield tar
+    def _open(
+        self, reader: _HashingReader, limit: int
+    ) -> Iterator[tuple[tarfile.TarFile, _BoundedStream]]:
+        with self._decompressed(reader) as stream:  # type: ignore[arg-type]
+            bounded = _BoundedStream(stream, limit)
+            with tarfile.open(fileobj=bounded, mode="r|", bufsize=_TAR_BUFFER) as tar:  # type: ignore[call-overload]
+                yield tar, bounded
 
-    def scan(self, archive: Path) -> tuple[list[Member], str]:
-        with archive.open("rb") as raw:
-            reader = _HashingReader(raw)
-            try:
-                with self._open(reader) as tar:  # type: ignore[arg-type]
-                    members = [_tar_member(info) for info in tar]
-            except _CORRUPT as exc:
-                reader.drain()
-                raise ArchiveRefused(f"cannot be read as {self.suffix} ({exc})") from None
-            return members, reader.drain()
+    def scan(self, file: IO[bytes], size: int, space: int) -> _Scan:
+        reader = _HashingReader(file, size)
+        members = []
+        try:
+            with self._open(reader, _HEADER_ALLOWANCE + _TAR_BUFFER) as (tar, bounded):
+                for info in tar:
+                    members.append(_tar_member(info))
+                    # ``tar.offset`` is where the next header starts: this member's data
+                    # is counted (and refused) before tarfile reads or skips any of it.
+                    if tar.offset > space:
+                        raise ArchiveRefused(_too_big(space))
+                    bounded.limit = tar.offset + _HEADER_ALLOWANCE + _TAR_BUFFER
+                expanded = bounded.count
+        except _PastLimit:
+            raise ArchiveRefused(
+                f"has a member header larger than {_HEADER_ALLOWANCE} bytes"
+            ) from None
+        except _CORRUPT as exc:
+            raise ArchiveRefused(f"cannot be read as {self.suffix} ({exc})") from None
+        return _Scan(members, reader.drain(), expanded)
 
-    def extract(self, archive: Path, dest: Path, top: str) -> str:
-        with archive.open("rb") as raw:
-            reader = _HashingReader(raw)
-            try:
-                with self._open(reader) as tar:  # type: ignore[arg-type]
-                    tar.extractall(dest, filter=_strip_top(top))
-            except _CORRUPT as exc:
-                raise ArchiveRefused(f"cannot be unpacked ({exc})") from None
-            return reader.drain()
+    def extract(self, file: IO[bytes], size: int, scan: _Scan, dest: Path, top: str) -> str:
+        reader = _HashingReader(file, size)
+        writer = _LayerWriter(dest)
+        planned = iter(scan.members)
+        try:
+            # The same bytes read the same way come to what the scan read; tarfile reads in
+            # whole buffers, so allow one more.
+            with self._open(reader, scan.expanded + _TAR_BUFFER) as (tar, _bounded):
+                for info in tar:
+                    member = _tar_member(info)
+                    if member != next(planned, None):
+                        raise ArchiveRefused(_CHANGED)
+                    relative = layer_relative(member.name, top)
+                    if not relative:
+                        continue
+                    if member.kind is MemberKind.DIR:
+                        writer.folder(relative)
+                    elif member.kind is MemberKind.SYMLINK:
+                        writer.symlink(relative, member.link)
+                    elif member.kind is MemberKind.HARDLINK:
+                        writer.hard_link(relative, layer_relative(member.link, top))
+                    else:
+                        source = tar.extractfile(info)
+                        assert source is not None  # a regular file always has a reader
+                        writer.file(
+                            member,
+                            relative,
+                            _tar_chunks(source, member.size),
+                            executable=bool(info.mode & 0o111),
+                            mtime=info.mtime,
+                        )
+            if next(planned, None) is not None:
+                raise ArchiveRefused(_CHANGED)
+            writer.finish()
+        except (_PastLimit, UnsafeMember):
+            raise ArchiveRefused(_CHANGED) from None
+        except _CORRUPT as exc:
+            raise ArchiveRefused(f"cannot be unpacked ({exc})") from None
+        return reader.drain()
 
 
 @contextlib.contextmanager
@@ -178,8 +345,15 @@ def _zstd(raw: IO[bytes]) -> Iterator[IO[bytes]]:
 
 
 @contextlib.contextmanager
-def _passthrough(raw: IO[bytes]) -> Iterator[IO[bytes]]:
-    yield raw
+def _gzip(raw: IO[bytes]) -> Iterator[IO[bytes]]:
+    with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+        yield stream  # type: ignore[misc]
+
+
+@contextlib.contextmanager
+def _xz(raw: IO[bytes]) -> Iterator[IO[bytes]]:
+    with lzma.LZMAFile(raw, mode="rb") as stream:
+        yield stream
 
 
 def _zip_kind(info: zipfile.ZipInfo) -> MemberKind:
@@ -193,68 +367,155 @@ def _zip_kind(info: zipfile.ZipInfo) -> MemberKind:
     return MemberKind.FILE
 
 
+_ZIP_LOCAL_HEADER = struct.Struct("<4s22xHH")
+
+
+def _zip_chunks(file: IO[bytes], size: int, info: zipfile.ZipInfo) -> Iterator[bytes]:
+    """The member's data, read from the one open file and inflated here, never past its size.
+
+    zipfile itself stops at the declared size and ignores what follows; a member holding
+    more than it declares is refused instead (the caller refuses a chunk that goes past).
+    """
+    if info.flag_bits & 0x1:
+        raise ArchiveRefused(f"member {info.filename!r} is encrypted")
+    file.seek(info.header_offset)
+    magic, name_length, extra_length = _ZIP_LOCAL_HEADER.unpack(file.read(_ZIP_LOCAL_HEADER.size))
+    if magic != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"bad local header for {info.filename!r}")
+    start = info.header_offset + _ZIP_LOCAL_HEADER.size + name_length + extra_length
+    if start + info.compress_size > size:
+        raise zipfile.BadZipFile(f"data of {info.filename!r} lies past the end of the file")
+    if info.compress_type == zipfile.ZIP_DEFLATED:
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    elif info.compress_type != zipfile.ZIP_STORED:
+        raise ArchiveRefused(f"member {info.filename!r} uses an unsupported compression")
+    file.seek(start)
+    left_in, left_out, crc = info.compress_size, info.file_size, 0
+    pending = b""
+    while True:
+        if not pending:
+            if not left_in:
+                break
+            pending = file.read(min(_CHUNK, left_in))
+            if not pending:
+                raise zipfile.BadZipFile(f"data of {info.filename!r} is truncated")
+            left_in -= len(pending)
+        if info.compress_type == zipfile.ZIP_STORED:
+            chunk, pending = pending, b""
+        else:
+            # One byte more than declared is enough to show the member holds more.
+            chunk = inflater.decompress(pending, left_out + 1)
+            pending = inflater.unconsumed_tail
+        left_out -= len(chunk)
+        crc = zlib.crc32(chunk, crc)
+        yield chunk
+        if left_out < 0 or (info.compress_type == zipfile.ZIP_DEFLATED and inflater.eof):
+            break
+    if left_out == 0 and crc != info.CRC:
+        raise zipfile.BadZipFile(f"bad CRC-32 for {info.filename!r}")
+
+
 class ZipFormat(ArchiveFormat):
     """Zip archives; unix modes (exec bits, symlinks) come from ``external_attr``."""
 
     suffix = ".zip"
 
-    def _members(self, zf: zipfile.ZipFile) -> list[Member]:
+    def _members(
+        self, file: IO[bytes], size: int, infos: list[zipfile.ZipInfo], space: int
+    ) -> list[Member]:
+        if sum(info.file_size for info in infos) > space:
+            raise ArchiveRefused(_too_big(space))
         members = []
-        for info in zf.infolist():
+        for info in infos:
             kind = _zip_kind(info)
-            link = zf.read(info).decode("utf-8") if kind is MemberKind.SYMLINK else ""
+            link = ""
+            if kind is MemberKind.SYMLINK:
+                if info.file_size > _MAX_LINK_TEXT:
+                    raise ArchiveRefused(
+                        f"member {info.filename!r} is a symlink to a {info.file_size}-byte path"
+                    )
+                member = Member(info.filename, kind, size=info.file_size)
+                data = b"".join(_bounded_chunks(member, _zip_chunks(file, size, info)))
+                link = data.decode("utf-8")
             members.append(Member(info.filename, kind, size=info.file_size, link=link))
         return members
 
-    def scan(self, archive: Path) -> tuple[list[Member], str]:
-        digest = sha256_file(archive)
+    def _read(
+        self, file: IO[bytes], size: int, space: int
+    ) -> tuple[list[Member], list[zipfile.ZipInfo], str]:
+        file.seek(0)
+        reader = _HashingReader(file, size)
+        digest = reader.drain()
         try:
-            with zipfile.ZipFile(archive) as zf:
-                return self._members(zf), digest
+            with zipfile.ZipFile(file) as zf:
+                infos = zf.infolist()
+            return self._members(file, size, infos, space), infos, digest
         except _CORRUPT as exc:
             raise ArchiveRefused(f"cannot be read as zip ({exc})") from None
 
-    def extract(self, archive: Path, dest: Path, top: str) -> str:
-        digest = sha256_file(archive)
+    def scan(self, file: IO[bytes], size: int, space: int) -> _Scan:
+        members, infos, digest = self._read(file, size, space)
+        # Zip keeps sizes and data apart: only inflating shows whether a member holds what
+        # it declares, and a refusal must come before anything is written.
         try:
-            with zipfile.ZipFile(archive) as zf:
-                # The file could have changed since it was scanned: check again what we write.
-                check_members(self._members(zf), top)
-                for info in zf.infolist():
-                    self._extract_one(zf, info, dest, top)
-        except UnsafeMember as exc:
-            raise ArchiveRefused(str(exc)) from None
+            for member, info in zip(members, infos, strict=True):
+                if member.kind is MemberKind.FILE:
+                    for _chunk in _bounded_chunks(member, _zip_chunks(file, size, info)):
+                        pass
+        except _CORRUPT as exc:
+            raise ArchiveRefused(f"cannot be read as zip ({exc})") from None
+        return _Scan(members, digest, sum(info.file_size for info in infos))
+
+    def extract(self, file: IO[bytes], size: int, scan: _Scan, dest: Path, top: str) -> str:
+        members, infos, digest = self._read(file, size, scan.expanded)
+        if members != scan.members:
+            raise ArchiveRefused(_CHANGED)
+        writer = _LayerWriter(dest)
+        try:
+            for member, info in zip(members, infos, strict=True):
+                relative = layer_relative(member.name, top)
+                if not relative:
+                    continue
+                if member.kind is MemberKind.DIR:
+                    writer.folder(relative)
+                elif member.kind is MemberKind.SYMLINK:
+                    writer.symlink(relative, member.link)
+                else:
+                    writer.file(
+                        member,
+                        relative,
+                        _zip_chunks(file, size, info),
+                        executable=bool((info.external_attr >> 16) & 0o100),
+                    )
+            writer.finish()
+        except UnsafeMember:
+            raise ArchiveRefused(_CHANGED) from None
         except _CORRUPT as exc:
             raise ArchiveRefused(f"cannot be unpacked ({exc})") from None
         return digest
 
-    def _extract_one(
-        self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, top: str
-    ) -> None:
-        relative = layer_relative(info.filename, top)
-        if not relative:
-            return
-        path = dest / relative
-        kind = _zip_kind(info)
-        if kind is MemberKind.DIR:
-            path.mkdir(parents=True, exist_ok=True)
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if kind is MemberKind.SYMLINK:
-            os.symlink(zf.read(info).decode("utf-8"), path)
-            return
-        with zf.open(info) as source, path.open("wb") as target:
-            shutil.copyfileobj(source, target, _CHUNK)
-        executable = (info.external_attr >> 16) & 0o100
-        path.chmod(0o755 if executable else 0o644)
+
+def _bounded_chunks(member: Member, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    left = member.size
+    for chunk in chunks:
+        if len(chunk) > left:
+            raise ArchiveRefused(
+                f"member {member.name!r} holds more than its declared {member.size} bytes"
+            )
+        left -= len(chunk)
+        yield chunk
+    if left:
+        raise ArchiveRefused(
+            f"member {member.name!r} holds less than its declared {member.size} bytes"
+        )
 
 
 FORMATS: dict[str, ArchiveFormat] = {
     fmt.suffix: fmt
     for fmt in (
-        TarFormat(".tar.zst", "r|", _zstd),
-        TarFormat(".tar.xz", "r|xz", _passthrough),
-        TarFormat(".tar.gz", "r|gz", _passthrough),
+        TarFormat(".tar.zst", _zstd),
+        TarFormat(".tar.xz", _xz),
+        TarFormat(".tar.gz", _gzip),
         ZipFormat(),
     )
 }
@@ -268,37 +529,155 @@ def format_for(archive: Path) -> ArchiveFormat:
     raise ArchiveRefused(f"has an unknown archive format (expected one of {known})")
 
 
-def inspect_archive(archive: Path, *, size: int, sha256: str, top: str) -> int:
-    """Check ``archive`` against its published size and hash and scan all its members.
+def _open_regular(archive: Path, root: Path | None) -> tuple[IO[bytes], int]:
+    """The archive opened for reading, and its size; only a regular file inside ``root``.
 
-    Raises :class:`ArchiveRefused`; returns the number of members of the layer.
+    A path that is (or passes through) a link is followed only to a place inside ``root``,
+    and nothing but a regular file is opened: a device, pipe or socket could block forever
+    or never end. The file checked is the file opened (same device and inode).
     """
-    fmt = format_for(archive)
+    real = os.path.realpath(archive)
+    if root is not None:
+        base = os.path.realpath(root)
+        if os.path.commonpath([real, base]) != base:
+            raise ArchiveRefused(f"leads outside the published folder {root} (to {real})")
     try:
-        actual_size = archive.stat().st_size
+        before = os.stat(real)
     except FileNotFoundError:
         raise ArchiveRefused("is missing") from None
-    if actual_size != size:
-        raise ArchiveRefused(f"has {actual_size} bytes, the metadata says {size}")
+    except OSError as exc:
+        raise ArchiveRefused(f"cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(before.st_mode):
+        raise ArchiveRefused("is not a regular file")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        members, digest = fmt.scan(archive)
-    except ArchiveRefused:
-        # A damaged file reads as garbage; the hash is the clearer reason when it differs.
-        if sha256_file(archive) != sha256:
-            raise ArchiveRefused("does not match its published sha256") from None
+        fd = os.open(real, flags | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise ArchiveRefused(f"cannot be read ({exc.strerror})") from None
+    try:
+        opened = os.fstat(fd)
+        if not (stat.S_ISREG(opened.st_mode) and os.path.samestat(before, opened)):
+            raise ArchiveRefused(_CHANGED)
+        os.set_blocking(fd, True)
+        file: IO[bytes] = open(fd, "rb", buffering=_CHUNK)  # noqa: SIM115 (kept open by the caller)
+    except BaseException:
+        os.close(fd)
         raise
-    if digest != sha256:
-        raise ArchiveRefused("does not match its published sha256")
+    return file, opened.st_size
+
+
+class _CountingReader:
+    """The archive file as the formats read it, telling a progress callback what was read."""
+
+    def __init__(self, raw: IO[bytes], on_read: Callable[[int], None]) -> None:
+        self._raw = raw
+        self._on_read = on_read
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._on_read(len(data))
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+@dataclass
+class CheckedArchive:
+    """A layer archive that passed every check, held open until it is unpacked."""
+
+    path: Path
+    top: str
+    # Bytes the layer takes once unpacked, at least (decompressed tar stream, zip sizes).
+    expanded: int
+    # Members in the layer folder (folders, files, links).
+    count: int
+    _file: IO[bytes]
+    _size: int
+    _format: ArchiveFormat
+    _scan: _Scan
+
+    def extract(self, dest: Path, *, on_read: Callable[[int], None] | None = None) -> None:
+        """Unpack the layer folder's contents into the existing, empty folder ``dest``.
+
+        ``on_read`` is told each count of archive bytes read, for a progress display.
+        """
+        self._file.seek(0)
+        file = self._file if on_read is None else _CountingReader(self._file, on_read)
+        if self._format.extract(file, self._size, self._scan, dest, self.top) != (
+            self._scan.sha256
+        ):
+            raise ArchiveRefused(_CHANGED)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def check_archive(
+    archive: Path,
+    *,
+    size: int,
+    sha256: str,
+    top: str,
+    root: Path | None,
+    space: int,
+) -> CheckedArchive:
+    """Open ``archive`` and check it against its published size and hash and every member.
+
+    ``root`` is the published folder the archive must lie in (None: anywhere); ``space``
+    the bytes it may expand to. Raises :class:`ArchiveRefused`; the caller closes the result.
+    """
+    fmt = format_for(archive)
+    file, actual_size = _open_regular(archive, root)
     try:
-        count = check_members(members, top)
-    except UnsafeMember as exc:
-        raise ArchiveRefused(str(exc)) from None
-    if count == 0:
-        raise ArchiveRefused(f"has nothing in its layer folder {top!r}")
-    return count
+        if actual_size != size:
+            raise ArchiveRefused(f"has {actual_size} bytes, the metadata says {size}")
+        try:
+            scan = fmt.scan(file, size, space)
+        except ArchiveRefused:
+            # A damaged file reads as garbage; the hash is the clearer reason when it differs.
+            file.seek(0)
+            if _HashingReader(file, size).drain() != sha256:
+                raise _HashMismatch from None
+            raise
+        if scan.sha256 != sha256:
+            raise _HashMismatch
+        try:
+            count = check_members(scan.members, top)
+        except UnsafeMember as exc:
+            raise ArchiveRefused(str(exc)) from None
+        if count == 0:
+            raise ArchiveRefused(f"has nothing in its layer folder {top!r}")
+    except BaseException:
+        file.close()
+        raise
+    return CheckedArchive(archive, top, scan.expanded, count, file, size, fmt, scan)
+
+
+def inspect_archive(archive: Path, *, size: int, sha256: str, top: str) -> int:
+    """Check ``archive`` (see :func:`check_archive`); returns the number of members."""
+    checked = check_archive(
+        archive, size=size, sha256=sha256, top=top, root=None, space=free_space(archive.parent)
+    )
+    checked.close()
+    return checked.count
 
 
 def extract_archive(archive: Path, dest: Path, *, sha256: str, top: str) -> None:
-    """Unpack the layer folder ``top`` of an inspected archive into the existing ``dest``."""
-    if format_for(archive).extract(archive, dest, top) != sha256:
-        raise ArchiveRefused("changed while it was being unpacked")
+    """Check and unpack the layer folder ``top`` of ``archive`` into the existing ``dest``."""
+    try:
+        checked = check_archive(
+            archive,
+            size=archive.stat().st_size,
+            sha256=sha256,
+            top=top,
+            root=None,
+            space=free_space(dest),
+        )
+    except _HashMismatch:
+        # ``sha256`` is what the file had when it was inspected.
+        raise ArchiveRefused(_CHANGED) from None
+    try:
+        checked.extract(dest)
+    finally:
+        checked.close()

@@ -25,9 +25,10 @@ from venvlayers.contract.postinstall import run_postinstall
 from venvlayers.deploy import _faults
 from venvlayers.deploy.compile import BackgroundCompiler
 from venvlayers.deploy.dirlock import target_lock
-from venvlayers.deploy.extract import ArchiveRefused, extract_archive, inspect_archive
-from venvlayers.deploy.places import move_into_place, new_partial, recover_leftovers
+from venvlayers.deploy.extract import ArchiveRefused, CheckedArchive, check_archive, free_space
+from venvlayers.deploy.places import discard, move_into_place, new_partial, recover_leftovers
 from venvlayers.deploy.plan import DeployPlan, archive_of, plan_deploy
+from venvlayers.deploy.progress import DeployProgress
 from venvlayers.deploy.record import (
     DeployedApp,
     DeployedLayer,
@@ -52,45 +53,66 @@ def deploy(
     apps: Sequence[str] = (),
     compile_bytecode: bool = True,
     report: Callable[[str], None] = lambda _m: None,
+    progress: DeployProgress | None = None,
 ) -> DeployResult:
     """Deploy the apps named (all by default) from the published output ``source``.
 
     New layers are byte-compiled last, in one pass, unless ``compile_bytecode`` is false
-    or ``VENVLAYERS_NO_COMPILE=1`` is set.
+    or ``VENVLAYERS_NO_COMPILE=1`` is set. ``progress`` is told bytes unpacked and layers
+    compiled (see deploy/progress.py).
     """
     plan = plan_deploy(source, apps)
     target = Path(os.path.abspath(target))
-    checked: set[str] = set()
-    # Check before taking the lock, so a refused deploy leaves no trace in ``target``;
-    # under the lock, anything a concurrent deploy or gc changed meanwhile is checked too.
-    _check_archives(plan, _pending(plan, target, load_record(target)), checked, target, report)
-    with target_lock(target, report):
-        recover_leftovers(target, report)
-        record = load_record(target)
-        pending = _pending(plan, target, record)
-        _check_archives(plan, pending, checked, target, report)
-        compiler = BackgroundCompiler(target, enabled=compile_bytecode)
-        try:
-            _unpack_in_order(plan, pending, target, compiler, report)
-        except BaseException:
-            compiler.stop()
-            raise
-        _faults.die_if_requested("record")
-        record = record.with_layers(_deployed_layer(layer) for layer in pending)
-        record = record.with_apps(
-            DeployedApp(app.layer_name, app.install_target, plan.app_layers(app))
-            for app in plan.apps
-        )
-        save_record(target, record)
-        if pending and compiler.enabled:
-            report(f"byte-compiling {len(pending)} new layers")
-        compiler.wait()
+    # Each archive stays open from its check to its unpacking: what was checked is what is
+    # unpacked, whatever happens to the file's name in between.
+    checked: dict[str, CheckedArchive] = {}
+    try:
+        # Check before taking the lock, so a refused deploy leaves no trace in ``target``;
+        # under the lock, anything a concurrent deploy or gc changed meanwhile is checked too.
+        _check_archives(plan, _pending(plan, target, load_record(target)), checked, target, report)
+        with target_lock(target, report):
+            recover_leftovers(target, report)
+            record = load_record(target)
+            pending = _pending(plan, target, record)
+            _check_archives(plan, pending, checked, target, report)
+            compiler = BackgroundCompiler(
+                target, enabled=compile_bytecode, on_done=progress.compiled if progress else None
+            )
+            try:
+                _unpack_in_order(pending, checked, target, compiler, report, progress)
+            except BaseException:
+                compiler.stop()
+                raise
+            _finish(plan, pending, record, target, compiler, report)
+    finally:
+        for archive in checked.values():
+            archive.close()
     deployed = {layer.install_target for layer in pending}
     return DeployResult(
         deployed=tuple(la.install_target for la in plan.layers if la.install_target in deployed),
         skipped=tuple(la.install_target for la in plan.layers if la.install_target not in deployed),
         apps=tuple(app.install_target for app in plan.apps),
     )
+
+
+def _finish(
+    plan: DeployPlan,
+    pending: Sequence[LayerPublication],
+    record: DeploymentRecord,
+    target: Path,
+    compiler: BackgroundCompiler,
+    report: Callable[[str], None],
+) -> None:
+    """Write the record once every layer is in place, then wait for byte-compiling."""
+    _faults.die_if_requested("record")
+    record = record.with_layers(_deployed_layer(layer) for layer in pending)
+    record = record.with_apps(
+        DeployedApp(app.layer_name, app.install_target, plan.app_layers(app)) for app in plan.apps
+    )
+    save_record(target, record)
+    if pending and compiler.enabled:
+        report(f"byte-compiling {len(pending)} new layers")
+    compiler.wait()
 
 
 def _pending(plan: DeployPlan, target: Path, record: DeploymentRecord) -> list[LayerPublication]:
@@ -111,93 +133,131 @@ def _pending(plan: DeployPlan, target: Path, record: DeploymentRecord) -> list[L
 def _check_archives(
     plan: DeployPlan,
     layers: Sequence[LayerPublication],
-    checked: set[str],
+    checked: dict[str, CheckedArchive],
     target: Path,
     report: Callable[[str], None],
 ) -> None:
-    """Check every archive not checked yet, side by side (hashing and zstd free the GIL)."""
+    """Check every archive not checked yet, side by side (hashing and zstd free the GIL).
+
+    Each may expand to no more than the space free in ``target``, and together they must
+    fit in it: an archive claiming more is refused before it is unpacked, not once the disk
+    is full.
+    """
     todo = [layer for layer in layers if layer.install_target not in checked]
     for layer in todo:
         report(f"{layer.install_target}: checking {archive_of(layer).archive_name}")
+    space = free_space(target)
     with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1) or 1) as pool:
-        failures = [
-            failure
-            for failure in pool.map(lambda layer: _check_archive(plan, layer), todo)
-            if failure
-        ]
+        results = list(pool.map(lambda layer: _check_archive(plan, layer, space), todo))
+    for layer, result in zip(todo, results, strict=True):
+        if isinstance(result, CheckedArchive):
+            checked[layer.install_target] = result
+    failures = [result for result in results if isinstance(result, str)]
     if failures:
         raise DeployError(f"{failures[0]}; nothing in {target} was changed")
-    checked.update(layer.install_target for layer in todo)
+    needed = sum(checked[layer.install_target].expanded for layer in layers)
+    if needed > space:
+        raise DeployError(
+            f"{target}: the {len(layers)} layers to unpack need {needed} bytes, only {space}"
+            f" are free; free some space or deploy elsewhere (nothing in {target} was changed)"
+        )
 
 
-def _check_archive(plan: DeployPlan, layer: LayerPublication) -> str | None:
-    """Why the layer's archive is refused, or None when it is sound."""
+def _check_archive(plan: DeployPlan, layer: LayerPublication, space: int) -> CheckedArchive | str:
+    """The layer's archive, checked and open; or why it is refused."""
     archive = archive_of(layer)
     try:
-        inspect_archive(
+        return check_archive(
             plan.archive_path(layer),
             size=archive.archive_size,
             sha256=archive.archive_hashes["sha256"],
             top=layer.install_target,
+            root=plan.root,
+            space=space,
         )
     except ArchiveRefused as exc:
         return f"{plan.archive_path(layer)}: refused, {exc}"
-    return None
 
 
 def _unpack_in_order(
-    plan: DeployPlan,
     pending: Sequence[LayerPublication],
+    checked: dict[str, CheckedArchive],
     target: Path,
     compiler: BackgroundCompiler,
     report: Callable[[str], None],
+    progress: DeployProgress | None = None,
 ) -> None:
     """Unpack every pending layer, then ready and place each one, runtime first.
 
     Unpacking does not depend on the layers beneath, so archives are unpacked side by
     side (decompressing and writing files free the GIL) while the layers beneath are made
     ready; a layer's postinstall.py runs only once every layer beneath it is in place.
+    Every archive was checked whole before this starts, so an archive is refused here only
+    if its file changed in place since; the layers this deploy added are then taken out
+    again, as the partial folders are.
     """
     partials = {
         layer.install_target: new_partial(target, layer.install_target) for layer in pending
     }
+    added: list[Path] = []
     try:
         with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
             unpacked = {
                 layer.install_target: pool.submit(
-                    _unpack, plan, layer, partials[layer.install_target], report
+                    _unpack,
+                    checked[layer.install_target],
+                    partials[layer.install_target],
+                    report,
+                    _on_read(progress, layer),
                 )
                 for layer in pending
             }
             for layer in pending:
                 name = layer.install_target
-                unpacked[name].result()
+                try:
+                    unpacked[name].result()
+                except _Refused:
+                    for folder in reversed(added):
+                        discard(folder)
+                    raise
                 _faults.die_if_requested("extract", name)
                 _postinstall(partials[name], name, target, report)
                 _faults.die_if_requested("postinstall", name)
-                move_into_place(partials.pop(name), target / name)
+                final = target / name
+                if not final.exists():
+                    added.append(final)
+                move_into_place(partials.pop(name), final)
                 compiler.start(name)
     finally:
         for partial in partials.values():
             shutil.rmtree(partial, ignore_errors=True)
 
 
+def _on_read(
+    progress: DeployProgress | None, layer: LayerPublication
+) -> Callable[[int], None] | None:
+    if progress is None:
+        return None
+    return progress.unpacking(layer.install_target, archive_of(layer).archive_size)
+
+
+class _Refused(DeployError):
+    """An archive refused while unpacking."""
+
+
 def _unpack(
-    plan: DeployPlan, layer: LayerPublication, partial: Path, report: Callable[[str], None]
+    checked: CheckedArchive,
+    partial: Path,
+    report: Callable[[str], None],
+    on_read: Callable[[int], None] | None = None,
 ) -> None:
-    name = layer.install_target
-    report(f"{name}: unpacking")
+    report(f"{checked.top}: unpacking")
     try:
-        extract_archive(
-            plan.archive_path(layer),
-            partial,
-            sha256=archive_of(layer).archive_hashes["sha256"],
-            top=name,
-        )
+        checked.extract(partial, on_read=on_read)
     except ArchiveRefused as exc:
-        raise DeployError(
-            f"{plan.archive_path(layer)}: {exc}; deploy stopped, run it again to finish"
-        ) from None
+        raise _Refused(f"{checked.path}: refused, {exc}; deploy stopped") from None
+    finally:
+        checked.close()
 
 
 def _postinstall(layer_dir: Path, name: str, target: Path, report: Callable[[str], None]) -> None:

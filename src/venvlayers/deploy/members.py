@@ -1,9 +1,11 @@
 """What an archive may contain: one layer folder, regular files, folders and links inside it.
 
 The checks run over every member of every archive before anything in the deployment folder
-changes, so a hostile or broken archive is refused as a whole. They are lexical (names and
-link texts only); :mod:`tarfile`'s ``data`` filter repeats them against the real file system
-while extracting, as a second line of defence.
+changes, so a hostile or broken archive is refused as a whole. They decide where every
+member ends up: names and link texts are resolved against the layer folder the way the file
+system will resolve them once unpacked, following the archive's own symlinks (a chain of
+links can leave a folder that no single link leaves). The unpacking then only writes what
+was checked, in the same order (see :mod:`venvlayers.deploy.extract`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class UnsafeMember(Exception):
         super().__init__(f"member {name!r} {reason}")
 
 
+# As the kernel's limit on links followed in one lookup (SYMLOOP_MAX / MAXSYMLINKS).
+_MAX_LINKS_FOLLOWED = 40
+
+
 def layer_relative(name: str, top: str) -> str:
     """``name`` relative to the layer folder ``top`` ("" for the folder itself).
 
@@ -60,20 +66,53 @@ def layer_relative(name: str, top: str) -> str:
     return "/".join(parts[1:])
 
 
-def _link_stays_inside(relative: str, link: str) -> bool:
-    """Whether a symlink at layer path ``relative`` pointing to ``link`` stays in the layer."""
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(relative), link))
-    return resolved != ".." and not resolved.startswith("../")
+class _LinkLeaves(Exception):
+    pass
+
+
+class _LinkLoops(Exception):
+    pass
+
+
+def _resolve(
+    symlinks: dict[str, str], folder: list[str], text: str, followed: int = 0
+) -> tuple[list[str], int]:
+    """Follow ``text`` from the layer path ``folder`` as the file system will.
+
+    Only the archive's own symlinks exist in a freshly unpacked layer, so resolving against
+    them is exact. ``..`` after a link climbs from where the link led, not from where it
+    sits, which is why a lexical ``normpath`` of the link text is not enough. Returns where
+    the walk ends and how many links it followed; raises :class:`_LinkLeaves` as soon as it
+    climbs above the layer folder.
+    """
+    parts = list(folder)
+    for part in text.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise _LinkLeaves
+            parts.pop()
+            continue
+        parts.append(part)
+        target = symlinks.get("/".join(parts))
+        if target is not None:
+            if followed >= _MAX_LINKS_FOLLOWED:
+                raise _LinkLoops
+            parts, followed = _resolve(symlinks, parts[:-1], target, followed + 1)
+    return parts, followed
 
 
 def check_members(members: Iterable[Member], top: str) -> int:
     """Refuse (raise :class:`UnsafeMember`) anything but one safe layer folder; returns the count.
 
-    Besides names and link targets, no member may sit below a symlink member: writing through
-    a link is how a lexically harmless name lands outside the folder.
+    Every member lands at its own name inside the layer: no name passes through a symlink,
+    file or hard link member (writing through a link is how a harmless-looking name lands
+    outside the folder), every symlink resolves inside the layer even through other links,
+    and a hard link names a regular file that comes before it in the archive.
     """
-    seen: dict[str, MemberKind] = {}
-    symlinks: set[str] = set()
+    seen: dict[str, Member] = {}
+    symlinks: dict[str, str] = {}
     for member in members:
         relative = layer_relative(member.name, top)
         if member.kind is MemberKind.SPECIAL:
@@ -83,28 +122,53 @@ def check_members(members: Iterable[Member], top: str) -> int:
                 raise UnsafeMember(member.name, "is the layer folder itself, but not a folder")
             continue
         previous = seen.get(relative)
-        if previous is not None and not (previous is member.kind is MemberKind.DIR):
+        if previous is not None and not (previous.kind is member.kind is MemberKind.DIR):
             raise UnsafeMember(member.name, "appears twice in the archive")
-        seen[relative] = member.kind
         if member.kind is MemberKind.SYMLINK:
+            if not member.link or "\0" in member.link:
+                raise UnsafeMember(member.name, "is a link without a usable target")
             if member.link.startswith("/"):
                 raise UnsafeMember(member.name, f"is a link to an absolute path {member.link!r}")
-            if not _link_stays_inside(relative, member.link):
-                raise UnsafeMember(member.name, f"is a link leaving its layer ({member.link!r})")
-            symlinks.add(relative)
+            symlinks[relative] = member.link
         elif member.kind is MemberKind.HARDLINK:
-            try:
-                target = layer_relative(member.link, top)
-            except UnsafeMember:
-                raise UnsafeMember(
-                    member.name, f"is a hard link leaving its layer ({member.link!r})"
-                ) from None
-            if not target:
-                raise UnsafeMember(member.name, "is a hard link to the layer folder")
+            _check_hard_link(member, top, seen)
+        seen[relative] = member
     for relative in seen:
         parent = posixpath.dirname(relative)
         while parent:
-            if parent in symlinks:
-                raise UnsafeMember(f"{top}/{relative}", f"lies below the symlink {parent!r}")
+            above = seen.get(parent)
+            if above is not None and above.kind is not MemberKind.DIR:
+                raise UnsafeMember(
+                    f"{top}/{relative}", f"lies below the {above.kind.value} {parent!r}"
+                )
             parent = posixpath.dirname(parent)
+    for relative, link in symlinks.items():
+        name = seen[relative].name
+        try:
+            _resolve(symlinks, relative.split("/")[:-1], link)
+        except _LinkLeaves:
+            raise UnsafeMember(name, f"is a link leaving its layer ({link!r})") from None
+        except _LinkLoops:
+            raise UnsafeMember(name, f"is a link in a loop of links ({link!r})") from None
     return len(seen)
+
+
+def _check_hard_link(member: Member, top: str, seen: dict[str, Member]) -> None:
+    try:
+        target = layer_relative(member.link, top)
+    except UnsafeMember:
+        raise UnsafeMember(
+            member.name, f"is a hard link leaving its layer ({member.link!r})"
+        ) from None
+    if not target:
+        raise UnsafeMember(member.name, "is a hard link to the layer folder")
+    linked = seen.get(target)
+    if linked is None:
+        # Unpacking links to what is already on disk: a later or missing member is nothing.
+        raise UnsafeMember(
+            member.name, f"is a hard link to {member.link!r}, not a file earlier in the archive"
+        )
+    if linked.kind not in (MemberKind.FILE, MemberKind.HARDLINK):
+        raise UnsafeMember(
+            member.name, f"is a hard link to the {linked.kind.value} {member.link!r}"
+        )
