@@ -61,19 +61,28 @@ def read_json(path: Path) -> Any:
 
 
 @contextlib.contextmanager
-def staged_dir(final: Path) -> Iterator[Path]:
-    """Yield a fresh temporary folder beside ``final``; on success it replaces ``final``.
+def staged_dir(final: Path, *, keep_existing: bool = False) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``final``; on success it becomes ``final``.
 
-    On failure the temporary folder is removed and ``final`` is untouched.
+    On failure the temporary folder is removed and ``final`` is untouched. With
+    ``keep_existing``, a ``final`` that another process finished first is kept and this
+    one dropped (for shared caches, where either copy is as good).
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     try:
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    replace_dir(tmp, final)
+        if not keep_existing:
+            replace_dir(tmp, final)
+        elif not final.exists():
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not final.exists():
+                    raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def replace_dir(new: Path, final: Path) -> None:

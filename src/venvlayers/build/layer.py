@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -11,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from venvlayers import layout
-from venvlayers._fs import replace_dir
+from venvlayers._fs import staged_dir
 from venvlayers._proc import run
 from venvlayers._uv import uv_binary, uv_environment
 from venvlayers.build.app_modules import copy_modules
@@ -49,20 +47,14 @@ def build_layer(
     report: Callable[[str], None],
 ) -> BuiltLayer:
     started = time.monotonic()
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
-    try:
+    with staged_dir(final) as staging:
         if isinstance(layer, RuntimeSpec):
-            shutil.rmtree(staging)
+            staging.rmdir()
             version, source = _build_runtime(layer, lock, staging, runtime_source, report)
         else:
             assert isinstance(layer, LayeredSpec)
             version, source = _build_venv(stack, layer, lock, staging, final, lower_targets)
         _install_postinstall(staging)
-        replace_dir(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return BuiltLayer(version, source, time.monotonic() - started)
 
 

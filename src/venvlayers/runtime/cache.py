@@ -19,12 +19,11 @@ import os
 import platform
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from venvlayers._fs import write_json
+from venvlayers._fs import staged_dir, write_json
 from venvlayers.runtime._base import RuntimeCandidate
 from venvlayers.runtime.pbs_archives import find_interpreter
 from venvlayers.runtime.versions import matches, version_key
@@ -109,9 +108,7 @@ class RuntimeCache:
         if final.exists() and self._load(final) is None:
             # Left incomplete by an older version or by hand: not trusted.
             shutil.rmtree(final)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=self.folder))
-        try:
+        with staged_dir(final, keep_existing=True) as staging:
             runtime = staging / RUNTIME_DIR
             runtime.mkdir()
             fill(runtime)
@@ -119,13 +116,6 @@ class RuntimeCache:
             if python is None:
                 raise FileNotFoundError(f"no interpreter in prepared runtime {runtime}")
             write_json(staging / ENTRY_METADATA, _metadata(candidate, source, python))
-            try:
-                os.rename(staging, final)
-            except OSError:
-                if self._load(final) is None:
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         prepared = self._load(final)
         assert prepared is not None
         return prepared
