@@ -9,8 +9,12 @@ from pathlib import Path
 import pytest
 
 from venvlayers import layout
-from venvlayers.build.metadata import LayerMetadata, read_layer_metadata, write_layer_metadata
-from venvlayers.errors import BuildError
+from venvlayers.contract.layer_metadata import (
+    LayerMetadata,
+    read_layer_metadata,
+    write_layer_metadata,
+)
+from venvlayers.errors import MetadataError
 
 SITE = "lib/python3.11/site-packages"
 
@@ -67,7 +71,7 @@ def test_app_python_defaults_to_the_venv_python() -> None:
 
 
 def test_py_version_must_be_complete() -> None:
-    with pytest.raises(BuildError, match=re.escape("py_version '3.11' must be X.Y.Z")):
+    with pytest.raises(MetadataError, match=re.escape("py_version '3.11' must be X.Y.Z")):
         LayerMetadata.for_runtime(python="bin/python3.11", py_version="3.11", site_dir=SITE)
 
 
@@ -85,7 +89,7 @@ def test_invalid_metadata_names_the_field(
     data = {**_app().to_json(), **change}
     (tmp_path / layout.LAYER_METADATA).parent.mkdir(parents=True)
     (tmp_path / layout.LAYER_METADATA).write_text(json.dumps(data))
-    with pytest.raises(BuildError, match=message):
+    with pytest.raises(MetadataError, match=message):
         read_layer_metadata(tmp_path)
 
 
@@ -94,5 +98,7 @@ def test_unknown_fields_are_ignored() -> None:
 
 
 def test_missing_file_names_the_layer(tmp_path: Path) -> None:
-    with pytest.raises(BuildError, match=f"{tmp_path.name}: cannot read {layout.LAYER_METADATA}"):
+    with pytest.raises(
+        MetadataError, match=f"{tmp_path.name}: cannot read {layout.LAYER_METADATA}"
+    ):
         read_layer_metadata(tmp_path)

@@ -28,8 +28,8 @@ import uv
 from venvlayers import layout
 from venvlayers.build.dynlib import DYNLIB_LAUNCHER, expose_dynlibs, has_dynlibs, write_app_python
 from venvlayers.build.link import write_layer_links
-from venvlayers.build.metadata import LayerMetadata, write_layer_metadata
 from venvlayers.build.scripts import make_scripts_relocatable
+from venvlayers.contract.layer_metadata import LayerMetadata, write_layer_metadata
 
 pytestmark = pytest.mark.slow
 

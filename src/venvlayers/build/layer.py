@@ -15,9 +15,13 @@ from venvlayers._uv import uv_binary, uv_environment
 from venvlayers.build.app_modules import copy_modules
 from venvlayers.build.dynlib import expose_dynlibs, has_dynlibs, write_app_python
 from venvlayers.build.link import write_layer_links
-from venvlayers.build.metadata import LayerMetadata, read_layer_metadata, write_layer_metadata
 from venvlayers.build.packages import install_locked
 from venvlayers.build.scripts import make_scripts_relocatable
+from venvlayers.contract.layer_metadata import (
+    LayerMetadata,
+    read_layer_metadata,
+    write_layer_metadata,
+)
 from venvlayers.lock import LayerLock
 from venvlayers.runtime import copy_runtime, prepare_runtime, resolve_source
 from venvlayers.spec import ApplicationSpec, LayeredSpec, LayerSpec, RuntimeSpec, StackSpec

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from venvlayers._proc import run
-from venvlayers.contract.layer_metadata import DeployedLayerMeta, resolve_inside
+from venvlayers.contract.layer_metadata import read_layer_metadata, resolve_inside
 from venvlayers.errors import DeployError
 
 # Read by postinstall.py (and the deploy stage's own compiler): skip byte-compiling.
@@ -30,7 +30,7 @@ def run_postinstall(
     in side by side. Raises :class:`DeployError` for a bad layer and
     :class:`~venvlayers.errors.ToolError` (quoting the script) when the script fails.
     """
-    meta = DeployedLayerMeta.read(layer_dir, name)
+    meta = read_layer_metadata(layer_dir, name)
     script = resolve_inside(layer_dir, meta.postinstall_script, layer_dir, what=name)
     if not script.is_file():
         return

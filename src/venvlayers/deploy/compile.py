@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 from venvlayers._proc import spawn
-from venvlayers.contract.layer_metadata import DeployedLayerMeta, resolve_inside
+from venvlayers.contract.layer_metadata import read_layer_metadata, resolve_inside
 from venvlayers.contract.postinstall import NO_COMPILE_ENV
 
 # Test suites shipped inside packages (scipy, scikit-learn, the stdlib's own) are a third
@@ -39,7 +39,7 @@ class BackgroundCompiler:
         if not self.enabled:
             return
         layer_dir = self.target / name
-        meta = DeployedLayerMeta.read(layer_dir, name)
+        meta = read_layer_metadata(layer_dir, name)
         python = resolve_inside(
             layer_dir, meta.base_python, self.target, what=f"{name}: base_python"
         )

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from venvlayers._proc import run
-from venvlayers.contract.layer_metadata import DeployedLayerMeta, resolve_inside
+from venvlayers.contract.layer_metadata import read_layer_metadata, resolve_inside
 from venvlayers.deploy.record import DeployedApp, load_record
 from venvlayers.errors import DeployError
 
@@ -28,7 +28,7 @@ def command_for(target: Path, name: str, args: Sequence[str]) -> list[str]:
     target = Path(os.path.abspath(target))
     found = load_record(target, required=True).resolve(name, target)
     layer_dir = target / found.install_target
-    meta = DeployedLayerMeta.read(layer_dir, found.install_target)
+    meta = read_layer_metadata(layer_dir, found.install_target)
     if isinstance(found, DeployedApp):
         if meta.launch_module is None:
             raise DeployError(f"{found.install_target}: its metadata names no launch_module")
