@@ -14,6 +14,7 @@ from venvlayers import layout
 from venvlayers._injected import postinstall
 from venvlayers.build.dynlib import (
     DYNLIB_LAUNCHER,
+    exclude_matcher,
     expose_dynlibs,
     has_dynlibs,
     is_shared_library,
@@ -109,6 +110,57 @@ def test_links_leading_out_of_the_layer_are_not_exposed(tmp_path: Path) -> None:
     (layer / SITE / "a").mkdir(parents=True)
     (layer / SITE / "a/libout.so").symlink_to(tmp_path / "outside/libout.so")
     assert expose_dynlibs(layer, site_dir=SITE) == []
+
+
+# venvstacks' documented dynlib_exclude behaviour (docs/design.rst, docs/file-formats.rst,
+# examples/pytorch): a recursive glob checked against the end of the library's path.
+@pytest.mark.parametrize(
+    ("pattern", "path", "excluded"),
+    [
+        # `**` crosses any number of folders, so a folder pattern reaches every depth.
+        ("triton/**", f"{SITE}/triton/backends/nvidia/lib/cupti/libcheckpoint.so", True),
+        ("triton/**", f"{SITE}/triton/_C/libtriton.so", True),
+        ("triton/**", f"{SITE}/nvidia/cu13/lib/libcheckpoint.so", False),
+        ("PIL/**/libpng16.*", f"{SITE}/PIL/.dylibs/libpng16.16.dylib", True),
+        ("PIL/**/libpng16.*", f"{SITE}/PIL/libpng16.16.dylib", True),
+        ("PIL/**/libpng16.*", f"{SITE}/torchvision/.dylibs/libpng16.16.dylib", False),
+        ("**/libz.so.1", f"{SITE}/a/b/c/libz.so.1", True),
+        ("**", f"{SITE}/a/libz.so.1", True),
+        # `*` stays within one name (and matches a leading dot).
+        ("numpy.libs/*", f"{SITE}/numpy.libs/libq-1.so.0", True),
+        ("numpy.libs/*", f"{SITE}/numpy.libs/sub/libq-1.so.0", False),
+        ("sklearn/*/libomp.dylib", f"{SITE}/sklearn/.dylibs/libomp.dylib", True),
+        ("sklearn/*/libomp.dylib", f"{SITE}/sklearn/a/b/libomp.dylib", False),
+        ("*", f"{SITE}/a/b/libz.so.1", True),
+        # Patterns without folders match the file name in any folder.
+        ("libpng16.*", f"{SITE}/torchvision/.dylibs/libpng16.16.dylib", True),
+        ("*.so", f"{SITE}/a/libz.so", True),
+        ("*.dylib", f"{SITE}/a/libz.so", False),
+        ("lib?.so", f"{SITE}/a/libz.so", True),
+        ("libz.so.[0-9]", f"{SITE}/a/libz.so.1", True),
+        ("libz.so.[!0-9]", f"{SITE}/a/libz.so.1", False),
+        # Anchored at the end of the path, starting at a folder boundary.
+        ("*.so", f"{SITE}/a/libz.so.1", False),
+        ("libz.so", f"{SITE}/a/libz.so.1", False),
+        ("z.so", f"{SITE}/a/libz.so", False),
+        ("a/libz.so", f"{SITE}/xa/libz.so", False),
+        ("a/libz.so", f"{SITE}/x/a/libz.so", True),
+        ("site-packages/a/*", f"{SITE}/a/libz.so", True),
+    ],
+)
+def test_dynlib_exclude_globs(pattern: str, path: str, excluded: bool) -> None:
+    assert exclude_matcher([pattern])(path) is excluded
+
+
+def test_a_folder_glob_excludes_libraries_at_every_depth(tmp_path: Path) -> None:
+    _files(
+        tmp_path,
+        f"{SITE}/triton/backends/nvidia/lib/cupti/libcupti.so.12",
+        f"{SITE}/triton/_C/libtriton.so",
+        f"{SITE}/nvidia/cu13/lib/libcupti.so.13",
+    )
+    exposed = expose_dynlibs(tmp_path, exclude=["triton/**"], site_dir=SITE)
+    assert exposed == [f"{SITE}/nvidia/cu13/lib/libcupti.so.13"]
 
 
 def _fake_app(deployment: Path) -> Path:

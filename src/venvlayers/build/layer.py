@@ -13,7 +13,12 @@ from venvlayers._fs import staged_dir
 from venvlayers._proc import run
 from venvlayers._uv import uv_binary, uv_environment
 from venvlayers.build.app_modules import copy_modules
-from venvlayers.build.dynlib import expose_dynlibs, has_dynlibs, write_app_python
+from venvlayers.build.dynlib import (
+    check_lower_needs,
+    expose_dynlibs,
+    has_dynlibs,
+    write_app_python,
+)
 from venvlayers.build.link import write_layer_links
 from venvlayers.build.packages import install_locked
 from venvlayers.build.scripts import make_scripts_relocatable
@@ -57,7 +62,7 @@ def build_layer(
             version, source = _build_runtime(layer, lock, staging, runtime_source, report)
         else:
             assert isinstance(layer, LayeredSpec)
-            version, source = _build_venv(stack, layer, lock, staging, final, lower_targets)
+            version, source = _build_venv(stack, layer, lock, staging, final, lower_targets, report)
         _install_postinstall(staging)
     return BuiltLayer(version, source, time.monotonic() - started)
 
@@ -86,7 +91,9 @@ def _build_runtime(
         env=uv_environment(),
     )
     make_scripts_relocatable(staging)
-    expose_dynlibs(staging, exclude=layer.dynlib_exclude)
+    expose_dynlibs(
+        staging, exclude=layer.dynlib_exclude, layer_name=layer.build_name, report=report
+    )
     feature = prepared.version.rsplit(".", 1)[0]
     write_layer_metadata(
         staging,
@@ -107,6 +114,7 @@ def _build_venv(
     staging: Path,
     final: Path,
     lower_targets: Mapping[str, str],
+    report: Callable[[str], None],
 ) -> tuple[str, str]:
     build_dir = final.parent
     runtime_target = lower_targets[layer.runtime_name]
@@ -131,7 +139,16 @@ def _build_venv(
         staging, site_dir=site_dir, lower_site_dirs=[f"{d}/{site_dir}" for d in lower_dirs]
     )
     make_scripts_relocatable(staging)
-    expose_dynlibs(staging, exclude=layer.dynlib_exclude)
+    expose_dynlibs(
+        staging, exclude=layer.dynlib_exclude, layer_name=layer.build_name, report=report
+    )
+    # Checked in the order the launcher puts the lower dynlib folders on the search path.
+    check_lower_needs(
+        staging,
+        [build_dir / d.removeprefix("../") for d in lower_dirs],
+        layer_name=layer.build_name,
+        report=report,
+    )
     lower_dynlibs = [
         f"{d}/{layout.DYNLIB_DIR}"
         for d in lower_dirs
