@@ -9,12 +9,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from venvlayers.deploy.adopt import adopt_export
     from venvlayers.deploy.cleanup import gc, remove_apps
     from venvlayers.deploy.drift import LayerDrift, VerifyReport, verify
     from venvlayers.deploy.install import DeployResult, deploy
+    from venvlayers.deploy.progress import DeployProgress
     from venvlayers.deploy.run import SmokeRun, run_app, smoke_run
 
 _HOMES = {
+    "adopt_export": "adopt",
+    "DeployProgress": "progress",
     "DeployResult": "install",
     "deploy": "install",
     "gc": "cleanup",
@@ -28,10 +32,12 @@ _HOMES = {
 }
 
 __all__ = [
+    "DeployProgress",
     "DeployResult",
     "LayerDrift",
     "SmokeRun",
     "VerifyReport",
+    "adopt_export",
     "deploy",
     "gc",
     "remove_apps",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from venvlayers._proc import spawn
@@ -29,10 +30,18 @@ def compile_disabled() -> bool:
 class BackgroundCompiler:
     """Compiles layers in background processes; :meth:`wait` lets them all finish."""
 
-    def __init__(self, target: Path, *, enabled: bool) -> None:
+    def __init__(
+        self,
+        target: Path,
+        *,
+        enabled: bool,
+        on_done: Callable[[str, int, int], None] | None = None,
+    ) -> None:
         self.target = target
         self.enabled = enabled and not compile_disabled()
-        self._running: list[subprocess.Popen[bytes]] = []
+        # Told (layer, finished, started) as each layer finishes, for a progress display.
+        self._on_done = on_done
+        self._running: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def start(self, name: str) -> None:
         """Start compiling the layer ``name`` (already in its final place)."""
@@ -47,21 +56,22 @@ class BackgroundCompiler:
         # and compileall's own worker pool (-j 0) costs a third more CPU, which a deploy on
         # a small host runs short of. Failures are not errors (packages ship deliberately
         # broken .py files as test data).
-        self._running.append(
-            spawn(
-                [python, "-m", "compileall", "-q", "-x", _SKIP,
-                 layer_dir / meta.compile_dir],
-                what=f"{name}: byte-compile",
-            )
-        )  # fmt: skip
+        process = spawn(
+            [python, "-m", "compileall", "-q", "-x", _SKIP, layer_dir / meta.compile_dir],
+            what=f"{name}: byte-compile",
+        )
+        self._running.append((name, process))
 
     def wait(self) -> None:
-        for process in self._running:
+        for done, (name, process) in enumerate(self._running, start=1):
             process.wait()
+            if self._on_done is not None:
+                self._on_done(name, done, len(self._running))
         self._running.clear()
 
     def stop(self) -> None:
         """Abandon compiling (the deploy failed); bytecode is only a cache."""
-        for process in self._running:
+        for _name, process in self._running:
             process.kill()
+        self._on_done = None
         self.wait()

@@ -31,7 +31,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import zstandard
 
@@ -603,7 +603,9 @@ class CheckedArchive:
         ``on_read`` is told each count of archive bytes read, for a progress display.
         """
         self._file.seek(0)
-        file = self._file if on_read is None else _CountingReader(self._file, on_read)
+        file = (
+            self._file if on_read is None else cast(IO[bytes], _CountingReader(self._file, on_read))
+        )
         if self._format.extract(file, self._size, self._scan, dest, self.top) != (
             self._scan.sha256
         ):

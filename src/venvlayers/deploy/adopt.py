@@ -1,0 +1,50 @@
+"""Take a folder whose layers were placed by ``local-export`` as a deployment.
+
+The layers are already in place and made ready; what ``run``, ``verify`` and ``gc`` need
+besides is the record a deploy writes, so they treat the folder like any other target.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from venvlayers.contract import LayerKind, read_stack_metadata
+from venvlayers.deploy.dirlock import target_lock
+from venvlayers.deploy.record import DeployedApp, DeployedLayer, load_record, save_record
+
+
+def adopt_export(
+    folder: Path, *, report: Callable[[str], None] = lambda _m: None
+) -> tuple[str, ...]:
+    """Record the layers ``folder``'s stack metadata names, and every app whose layers are
+    all there; returns the apps' install targets.
+
+    Exported layers come from no archive, so their recorded sha256 is empty: a later
+    deploy into the same folder replaces them rather than taking them as its own.
+    """
+    folder = Path(os.path.abspath(folder))
+    _, published = read_stack_metadata(folder)
+    present = [layer for layer in published if (folder / layer.install_target).is_dir()]
+    targets = {layer.install_target for layer in present}
+    apps = []
+    for layer in present:
+        if layer.kind is not LayerKind.APPLICATION:
+            continue
+        uses = (layer.runtime_layer, *reversed(layer.required_layers), layer.install_target)
+        if targets.issuperset(uses):
+            apps.append(DeployedApp(layer.layer_name, layer.install_target, uses))
+    with target_lock(folder, report):
+        record = load_record(folder).with_layers(
+            DeployedLayer(
+                install_target=layer.install_target,
+                layer_name=layer.layer_name,
+                kind=layer.kind,
+                lock_version=layer.lock_version,
+                sha256="",
+            )
+            for layer in present
+        )
+        save_record(folder, record.with_apps(apps))
+    return tuple(app.install_target for app in apps)
