@@ -27,6 +27,8 @@ from venvlayers.contract.layer_metadata import (
     read_layer_metadata,
     write_layer_metadata,
 )
+from venvlayers.environment import Environment
+from venvlayers.environment import current as current_environment
 from venvlayers.lock import LayerLock
 from venvlayers.runtime import copy_runtime, prepare_runtime, resolve_source
 from venvlayers.spec import ApplicationSpec, LayeredSpec, LayerSpec, RuntimeSpec, StackSpec
@@ -54,12 +56,15 @@ def build_layer(
     lower_targets: Mapping[str, str],
     runtime_source: str | None,
     report: Callable[[str], None],
+    environment: Environment | None = None,
 ) -> BuiltLayer:
     started = time.monotonic()
     with staged_dir(final) as staging:
         if isinstance(layer, RuntimeSpec):
             staging.rmdir()
-            version, source = _build_runtime(layer, lock, staging, runtime_source, report)
+            version, source = _build_runtime(
+                layer, lock, staging, runtime_source, report, environment
+            )
         else:
             assert isinstance(layer, LayeredSpec)
             version, source = _build_venv(stack, layer, lock, staging, final, lower_targets, report)
@@ -73,11 +78,14 @@ def _build_runtime(
     staging: Path,
     cli_source: str | None,
     report: Callable[[str], None],
+    environment: Environment | None,
 ) -> tuple[str, str]:
+    environment = environment or current_environment()
     prepared = prepare_runtime(
         layer.python_implementation,
-        source=resolve_source(layer.source, cli_source),
+        source=resolve_source(layer.source, cli_source, environment),
         source_path=layer.source_path,
+        environment=environment,
         report=report,
     )
     copy_runtime(prepared, staging)

@@ -16,6 +16,7 @@ from venvlayers import __version__, layout
 from venvlayers.build.app_modules import modules_hash
 from venvlayers.build.build_record import BuildRecord, input_hash
 from venvlayers.build.layer import build_layer
+from venvlayers.environment import Environment
 from venvlayers.errors import BuildError
 from venvlayers.lock import LayerLock, read_layer_lock
 from venvlayers.spec import ApplicationSpec, LayerSpec, RuntimeSpec, StackSpec
@@ -37,6 +38,9 @@ class BuildOptions:
     clean: bool = False
     runtime_source: str | None = None
     jobs: int = 2
+    # Settings from the process environment (runtime source, mirror, cache); None: read
+    # them here, once.
+    environment: Environment | None = None
 
 
 def default_build_dir(stack: StackSpec) -> Path:
@@ -88,6 +92,7 @@ def _build_when_ready(
         final,
         lower_targets={r.build_name: r.install_target for r in lower_results},
         runtime_source=options.runtime_source,
+        environment=options.environment,
         report=report,
     )
     if record and record.install_target != install_target:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,10 +77,8 @@ def layer_inputs(
 
 
 def exclude_newer(stack: StackSpec) -> str | None:
-    """uv's ``exclude-newer`` for this stack: ``[tool.uv]`` first, else UV_EXCLUDE_NEWER."""
-    value = stack.uv_config.get("exclude-newer")
-    if value is None:
-        value = os.environ.get("UV_EXCLUDE_NEWER") or None
+    """uv's ``exclude-newer`` for this stack (``[tool.uv]`` first, else the environment's)."""
+    value = stack.exclude_newer
     return None if value is None else _plain(value)
 
 

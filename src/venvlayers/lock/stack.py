@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from venvlayers._fs import hash_bytes, write_text_if_changed
+from venvlayers.environment import Environment
 from venvlayers.errors import LockError
 from venvlayers.lock.files import LockMeta, lock_files, write_meta
 from venvlayers.lock.inputs import exclude_newer, exclude_newer_time, format_time
@@ -42,6 +43,7 @@ def lock_stack(
     local_wheels: Path | None = None,
     no_index: bool = False,
     report: Report = lambda _m: None,
+    environment: Environment | None = None,
 ) -> list[LockResult]:
     """Lock the enabled layers of ``stack`` (or those ``include`` selects) with uv.
 
@@ -51,7 +53,7 @@ def lock_stack(
     as preferences. Unchanged results rewrite nothing.
     """
     # Offline and quick: a runtime no source provides fails here, not at the end of a build.
-    check_runtime_versions(stack.select(include))
+    check_runtime_versions(stack.select(include), environment=environment)
     options = _Options(allow_missing, local_wheels, no_index, report)
     relock = _relock_set(stack, include)
     reset = {layer.build_name for layer in stack.layers() if _matches(layer, reset_lock)}

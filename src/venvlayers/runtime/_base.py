@@ -41,6 +41,8 @@ class ProviderContext:
     source_path: str | None
     downloads_dir: Path
     report: Report
+    # A mirror of python-build-standalone archives from the environment (URL or folder).
+    mirror: str | None = None
 
 
 class RuntimeProvider(abc.ABC):

@@ -14,14 +14,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from venvlayers.environment import Environment
+from venvlayers.environment import current as current_environment
 from venvlayers.errors import RuntimeProviderError
 from venvlayers.runtime._base import ProviderContext, RuntimeProvider
 from venvlayers.runtime.archive_source import ArchiveProvider
-from venvlayers.runtime.cache import RuntimeCache, default_cache_dir
+from venvlayers.runtime.cache import RuntimeCache
 from venvlayers.runtime.local import LocalProvider
 from venvlayers.runtime.pbs_archives import parse_archive_name
 from venvlayers.runtime.prepare import PROVIDERS, _provider_for_path, resolve_source
-from venvlayers.runtime.standalone import MIRROR_ENV, StandaloneProvider
+from venvlayers.runtime.standalone import StandaloneProvider
 from venvlayers.runtime.versions import matches, version_key
 from venvlayers.spec.model import LayerSpec, PythonImplementation, RuntimeSpec
 
@@ -40,7 +42,9 @@ class _Offers:
     versions: tuple[tuple[str, str], ...]  # (version, found by)
 
 
-def runtime_problem(layer: RuntimeSpec, *, cache_dir: Path | None = None) -> str | None:
+def runtime_problem(
+    layer: RuntimeSpec, *, cache_dir: Path | None = None, environment: Environment | None = None
+) -> str | None:
     """Why no runtime source in force for ``layer`` can provide its version, or None.
 
     One line naming the layer, the version, the nearest versions on offer and what to do.
@@ -48,10 +52,11 @@ def runtime_problem(layer: RuntimeSpec, *, cache_dir: Path | None = None) -> str
     the build reports it, with the host it runs on.
     """
     request = layer.python_implementation
-    source = resolve_source(layer.source)
+    environment = environment or current_environment()
+    source = resolve_source(layer.source, environment=environment)
     offers: list[_Offers] = []
     try:
-        listers = _listers(layer, source, cache_dir)
+        listers = _listers(layer, source, cache_dir or environment.cache_dir, environment)
     except RuntimeProviderError as exc:
         log.info("runtime %s: not checked: %s", request, exc)
         return None
@@ -70,27 +75,40 @@ def runtime_problem(layer: RuntimeSpec, *, cache_dir: Path | None = None) -> str
     return _message(layer, source, offers)
 
 
-def check_runtime_available(layer: RuntimeSpec, *, cache_dir: Path | None = None) -> None:
+def check_runtime_available(
+    layer: RuntimeSpec, *, cache_dir: Path | None = None, environment: Environment | None = None
+) -> None:
     """Raise :class:`RuntimeProviderError` when no runtime source can provide ``layer``."""
-    problem = runtime_problem(layer, cache_dir=cache_dir)
+    problem = runtime_problem(layer, cache_dir=cache_dir, environment=environment)
     if problem is not None:
         raise RuntimeProviderError(problem)
 
 
-def check_runtime_versions(layers: Iterable[LayerSpec], *, cache_dir: Path | None = None) -> None:
+def check_runtime_versions(
+    layers: Iterable[LayerSpec],
+    *,
+    cache_dir: Path | None = None,
+    environment: Environment | None = None,
+) -> None:
     """Check every enabled runtime layer among ``layers``; the first problem is raised."""
+    environment = environment or current_environment()
     for layer in layers:
         if isinstance(layer, RuntimeSpec) and layer.enabled:
-            check_runtime_available(layer, cache_dir=cache_dir)
+            check_runtime_available(layer, cache_dir=cache_dir, environment=environment)
 
 
 Lister = Callable[[PythonImplementation], list[tuple[str, str]]]
 
 
-def _listers(layer: RuntimeSpec, source: str, cache_dir: Path | None) -> list[tuple[str, Lister]]:
+def _listers(
+    layer: RuntimeSpec, source: str, cache_dir: Path, environment: Environment
+) -> list[tuple[str, Lister]]:
     """The sources to consult, cheapest first, so the usual case never runs an interpreter."""
     context = ProviderContext(
-        source_path=layer.source_path, downloads_dir=Path(os.devnull), report=lambda _m: None
+        source_path=layer.source_path,
+        downloads_dir=Path(os.devnull),
+        report=lambda _m: None,
+        mirror=environment.pbs_mirror,
     )
     provider: RuntimeProvider
     if source == "archive":
@@ -107,7 +125,7 @@ def _listers(layer: RuntimeSpec, source: str, cache_dir: Path | None) -> list[tu
     listers: list[tuple[str, Lister]] = [
         ("python-build-standalone", _from(StandaloneProvider(context, mirror=None)))
     ]
-    if os.environ.get(MIRROR_ENV):
+    if context.mirror:
         mirror = StandaloneProvider(context)
         if mirror.mirror_folder is not None:
             listers.append((_where(mirror), _from(mirror)))
@@ -140,8 +158,8 @@ def _archive_offer(path: str | None) -> list[tuple[str, str]]:
     return [(name.version, "archive file")]
 
 
-def _cached(request: PythonImplementation, cache_dir: Path | None) -> list[tuple[str, str]]:
-    cache = RuntimeCache(cache_dir if cache_dir is not None else default_cache_dir())
+def _cached(request: PythonImplementation, cache_dir: Path) -> list[tuple[str, str]]:
+    cache = RuntimeCache(cache_dir)
     prepared = cache.newest(request)
     return [(prepared.version, "cache")] if prepared is not None else []
 

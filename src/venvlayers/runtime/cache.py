@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
 import platform
 import shutil
 import sys
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from venvlayers._fs import staged_dir, write_json
+from venvlayers.environment import current as current_environment
 from venvlayers.runtime._base import RuntimeCandidate
 from venvlayers.runtime.pbs_archives import find_interpreter
 from venvlayers.runtime.versions import matches, version_key
@@ -48,12 +48,8 @@ class PreparedRuntime:
 
 
 def default_cache_dir() -> Path:
-    """``$VENVLAYERS_CACHE_DIR``, else ``$XDG_CACHE_HOME/venvlayers``, else ``~/.cache/venvlayers``."""
-    if explicit := os.environ.get("VENVLAYERS_CACHE_DIR"):
-        return Path(explicit).expanduser()
-    if xdg := os.environ.get("XDG_CACHE_HOME"):
-        return Path(xdg).expanduser() / "venvlayers"
-    return Path.home() / ".cache" / "venvlayers"
+    """The cache folder this process's environment names (see :mod:`venvlayers.environment`)."""
+    return current_environment().cache_dir
 
 
 def host_platform() -> str:

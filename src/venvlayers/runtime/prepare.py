@@ -9,10 +9,12 @@ import time
 from pathlib import Path
 
 from venvlayers._proc import run
+from venvlayers.environment import RUNTIME_SOURCE, Environment
+from venvlayers.environment import current as current_environment
 from venvlayers.errors import RuntimeProviderError, ToolError
 from venvlayers.runtime._base import ProviderContext, Report, RuntimeProvider
 from venvlayers.runtime.archive_source import ArchiveProvider
-from venvlayers.runtime.cache import PreparedRuntime, RuntimeCache, default_cache_dir
+from venvlayers.runtime.cache import PreparedRuntime, RuntimeCache
 from venvlayers.runtime.local import LocalProvider
 from venvlayers.runtime.pbs_archives import parse_archive_name
 from venvlayers.runtime.standalone import MIRROR_ENV, DownloadUnreachable, StandaloneProvider
@@ -20,7 +22,7 @@ from venvlayers.spec.model import RUNTIME_SOURCES, PythonImplementation
 
 log = logging.getLogger(__name__)
 
-SOURCE_ENV = "VENVLAYERS_RUNTIME_SOURCE"
+SOURCE_ENV = RUNTIME_SOURCE
 SOURCES = RUNTIME_SOURCES
 
 # One module per source; a new source is one module and one line here.
@@ -31,11 +33,14 @@ PROVIDERS: dict[str, type[RuntimeProvider]] = {
 }
 
 
-def resolve_source(spec_source: str, cli_source: str | None = None) -> str:
+def resolve_source(
+    spec_source: str, cli_source: str | None = None, environment: Environment | None = None
+) -> str:
     """The source in force: the command line, else ``$VENVLAYERS_RUNTIME_SOURCE``, else the spec."""
+    environment = environment or current_environment()
     for value, where in (
         (cli_source, "--runtime-source"),
-        (os.environ.get(SOURCE_ENV), SOURCE_ENV),
+        (environment.runtime_source, SOURCE_ENV),
         (spec_source, "runtime source"),
     ):
         if value:
@@ -53,15 +58,25 @@ def prepare_runtime(
     source: str = "auto",
     source_path: str | None = None,
     cache_dir: Path | None = None,
+    environment: Environment | None = None,
     report: Report = lambda _m: None,
 ) -> PreparedRuntime:
-    """A prepared runtime for ``impl`` from ``source``, from the cache when already prepared."""
+    """A prepared runtime for ``impl`` from ``source``, from the cache when already prepared.
+
+    ``environment`` gives the cache folder (unless ``cache_dir`` does) and the archive mirror.
+    """
+    environment = environment or current_environment()
     if source not in SOURCES:
         raise RuntimeProviderError(
             f"{impl}: {source!r} is not a runtime source (one of {', '.join(SOURCES)})"
         )
-    cache = RuntimeCache(cache_dir if cache_dir is not None else default_cache_dir())
-    context = ProviderContext(source_path=source_path, downloads_dir=cache.downloads, report=report)
+    cache = RuntimeCache(cache_dir if cache_dir is not None else environment.cache_dir)
+    context = ProviderContext(
+        source_path=source_path,
+        downloads_dir=cache.downloads,
+        report=report,
+        mirror=environment.pbs_mirror,
+    )
     if source == "auto":
         return _prepare_auto(impl, context, cache)
     provider = PROVIDERS[source](context)
@@ -177,7 +192,7 @@ def _auto_steps(context: ProviderContext) -> list[tuple[RuntimeProvider | None, 
     if context.source_path:
         return [(_provider_for_path(context), "")]
     steps: list[tuple[RuntimeProvider | None, str]] = []
-    if os.environ.get(MIRROR_ENV):
+    if context.mirror:
         steps.append((StandaloneProvider(context), ""))
     else:
         steps.append((None, f"archive mirror: {MIRROR_ENV} is not set"))

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from venvlayers.environment import PBS_MIRROR
 from venvlayers.errors import RuntimeProviderError
 from venvlayers.runtime._base import ProviderContext, RuntimeCandidate, RuntimeProvider
 from venvlayers.runtime.pbs_archives import (
@@ -27,7 +28,7 @@ from venvlayers.runtime.pbs_archives import (
     verify_sha256,
 )
 
-MIRROR_ENV = "VENVLAYERS_PBS_MIRROR"
+MIRROR_ENV = PBS_MIRROR
 
 
 class DownloadUnreachable(RuntimeProviderError):
@@ -86,7 +87,7 @@ def fetch_url(url: str, dest: Path, *, timeout: float = DOWNLOAD_TIMEOUT) -> Non
 
 
 def configured_mirror(context: ProviderContext) -> str | None:
-    return context.source_path or os.environ.get(MIRROR_ENV) or None
+    return context.source_path or context.mirror or None
 
 
 def _best_per_version(

@@ -10,6 +10,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from venvlayers import layout
+from venvlayers.environment import Environment
+from venvlayers.environment import current as current_environment
 from venvlayers.errors import SpecError
 from venvlayers.spec.c3 import C3Conflict, linearize
 from venvlayers.spec.fields import Fields
@@ -66,8 +68,14 @@ _KIND_FIELDS: dict[LayerKind, tuple[str, ...]] = {
 }
 
 
-def load_stack(path: str | os.PathLike[str]) -> StackSpec:
-    """Read and validate the stack specification at ``path`` (a file or its folder)."""
+def load_stack(
+    path: str | os.PathLike[str], *, environment: Environment | None = None
+) -> StackSpec:
+    """Read and validate the stack specification at ``path`` (a file or its folder).
+
+    ``environment`` supplies the defaults a spec may leave to it (exclude-newer, the macOS
+    target); by default this process's.
+    """
     spec_path = Path(path).expanduser()
     if spec_path.is_dir():
         spec_path = spec_path / SPEC_FILENAME
@@ -75,13 +83,14 @@ def load_stack(path: str | os.PathLike[str]) -> StackSpec:
         raise SpecError(f"{spec_path}: stack specification not found (check the path)")
     spec_path = spec_path.resolve()
     data = read_toml(spec_path)
-    return _Loader(spec_path, data).load()
+    return _Loader(spec_path, data, environment or current_environment()).load()
 
 
 class _Loader:
-    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+    def __init__(self, path: Path, data: dict[str, Any], environment: Environment) -> None:
         self.path = path
         self.data = data
+        self.environment = environment
         self.warnings: list[str] = []
         self.runtimes: dict[str, RuntimeSpec] = {}
         self.frameworks: dict[str, FrameworkSpec] = {}
@@ -107,6 +116,7 @@ class _Loader:
             indexes=tuple(self.indexes.values()),
             uv_config=uv_config.settings,
             uv_config_path=uv_config.path,
+            exclude_newer=uv_config.settings.get("exclude-newer", self.environment.exclude_newer),
             warnings=tuple(self.warnings),
         )
 
@@ -270,7 +280,9 @@ class _Loader:
             common["platforms"] if common["platforms"] is not None else ALL_PLATFORMS
         )
         common["linux_target"] = common["linux_target"] or DEFAULT_GLIBC
-        common["macosx_target"] = common["macosx_target"] or default_macosx()
+        common["macosx_target"] = common["macosx_target"] or default_macosx(
+            self.environment.macosx_deployment_target
+        )
         # Nothing lies beneath a runtime: its own choices are what the layers above inherit.
         common["effective_package_indexes"] = common["package_indexes"]
         return RuntimeSpec(

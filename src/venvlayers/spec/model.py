@@ -156,6 +156,8 @@ class StackSpec:
     # Baseline uv settings ([tool.uv] or venvstacks.uv.toml), as loaded.
     uv_config: Mapping[str, Any] = field(default_factory=dict)
     uv_config_path: Path | None = None
+    # uv's exclude-newer: [tool.uv]'s, else the environment's (UV_EXCLUDE_NEWER), as given.
+    exclude_newer: Any = None
     warnings: tuple[str, ...] = ()
 
     @property

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -59,8 +58,9 @@ def macosx_target(fields: Fields) -> str | None:
     return text
 
 
-def default_macosx() -> str:
-    env = os.environ.get("MACOSX_DEPLOYMENT_TARGET", "")
+def default_macosx(from_environment: str | None) -> str:
+    """MACOSX_DEPLOYMENT_TARGET when it is a valid target, else venvlayers' default."""
+    env = from_environment or ""
     return env if MACOSX_TARGET.match(env) else DEFAULT_MACOSX
 
 
