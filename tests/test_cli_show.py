@@ -106,13 +106,13 @@ def test_traceback_only_with_debug(tmp_path: Path) -> None:
 
 def test_usage_errors_are_one_line() -> None:
     result = cli("publish", "somewhere", "--format", "rar")
-    assert result.returncode == 1
+    assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "'rar' is not one of" in lines[0]
     assert "venvlayers publish --help" in lines[0]
     unknown = cli("build", "somewhere", "--no-such-option")
-    assert unknown.returncode == 1
+    assert unknown.returncode == 2
     (line,) = unknown.stderr.strip().splitlines()
     assert line.startswith("error: No such option")
     assert "--no-such-option" in line

@@ -402,7 +402,7 @@ def test_missing_wheels_are_listed_with_the_platforms_that_work(
         """\
         framework 'fw': no wheel for these packages on these platforms (sdists are never built):
           delta==1.0: win_amd64, macosx_arm64
-          every package has wheels for: platforms = ["linux_x86_64"] (set that for this layer), or pin versions that have wheels, or lock with --allow-missing"""
+          every package has wheels for: platforms = ["linux_x86_64"] (set that for this layer), or pin versions that have wheels, or lock with --accept-missing-wheels"""
     )
     warnings: list[str] = []
     lock(stack, allow_missing=True, report=warnings.append)

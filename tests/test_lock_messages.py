@@ -301,7 +301,7 @@ def test_build_names_the_package_without_a_wheel_on_a_locked_platform() -> None:
         requirement_lines(docopt_lock(("linux_x86_64",)), env)
     assert str(caught.value) == (
         "cpython@3.12: no wheel of docopt 0.6.2 for linux_x86_64 / CPython 3.12 in the lock"
-        " (it was accepted with --allow-missing; sdists are never built); pin a version of"
+        " (it was accepted with --accept-missing-wheels; sdists are never built); pin a version of"
         " docopt that has a wheel for linux_x86_64, or drop the requirement that brings it"
         " in, then relock"
     )

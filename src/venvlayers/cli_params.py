@@ -64,3 +64,29 @@ def runtime_sources() -> Sequence[str]:
     from venvlayers.spec import RUNTIME_SOURCES
 
     return RUNTIME_SOURCES
+
+
+class SpecFolder(UserPath):
+    """A folder that, given relative, lies relative to the stack spec's folder, as in
+    venvstacks (``--build-dir``, ``--output-dir``): the value stays relative here and
+    :func:`under_spec` places it once the spec is known."""
+
+    def __init__(self) -> None:
+        super().__init__(folder=True)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, Path) or not str(value) or Path(value).expanduser().is_absolute():
+            return super().convert(value, param, ctx)
+        return Path(value)
+
+
+def under_spec(path: Path | None, spec_dir: Path, option: str) -> Path | None:
+    """``path`` placed against the spec's folder when relative, checked as a folder."""
+    if path is None or path.is_absolute():
+        return path
+    try:
+        placed = UserPath(folder=True).convert(str(spec_dir / path), None, None)
+    except click.BadParameter as exc:
+        raise click.BadParameter(exc.message, param_hint=f"'{option}'") from None
+    assert isinstance(placed, Path)
+    return placed

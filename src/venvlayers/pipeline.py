@@ -1,5 +1,5 @@
-"""The stages composed: lock -> build -> publish -> deploy -> run, for `build --publish`
-and `up`. Only order and defaults live here; each stage does its own work.
+"""The stages composed: lock -> build -> publish -> deploy -> run, for `build --publish`,
+`local-export` and `up`. Only order and defaults live here; each stage does its own work.
 
 Options are keyword-only frozen objects, filled by the CLI from its flags and the
 environment, so no stage reads either.
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from venvlayers.build import BuildResult
-    from venvlayers.deploy import DeployResult, SmokeRun
-    from venvlayers.publish import PublishResult
+    from venvlayers.deploy import DeployProgress, DeployResult, SmokeRun
+    from venvlayers.publish import ExportResult, PublishResult
     from venvlayers.spec import StackSpec
 
 Report = Callable[[str], None]
@@ -29,6 +29,7 @@ class BuildSettings:
     runtime_source: str | None = None
     jobs: int = 2
     lock_if_needed: bool = False
+    frozen: bool = False  # from the locks as they are; never lock
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +39,7 @@ class PublishSettings:
     tag_outputs: bool = False
     force: bool = False
     dry_run: bool = False
+    frozen: bool = False  # after `build --frozen`: the locks as they are
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +75,7 @@ def build(stack: StackSpec, settings: BuildSettings, *, report: Report) -> Built
         clean=settings.clean,
         runtime_source=settings.runtime_source,
         jobs=settings.jobs,
+        frozen=settings.frozen,
     )
     return Built(options.build_dir, tuple(build_stack(stack, options, report=report)))
 
@@ -96,10 +99,30 @@ def publish(
         tag_outputs=settings.tag_outputs,
         dry_run=settings.dry_run,
         force=settings.force,
+        frozen=settings.frozen,
     )
     return Published(
         options.output_dir, publish_stack(stack, options, report=report, progress=progress)
     )
+
+
+def export(
+    stack: StackSpec,
+    *,
+    build_dir: Path,
+    output_dir: Path,
+    include: tuple[str, ...] = (),
+    report: Report,
+) -> tuple[ExportResult, tuple[str, ...]]:
+    """Export the built layers, then record them as deploy would, so that `run`, `verify`
+    and `gc` take the folder as a deployment; returns the result and the apps recorded."""
+    from venvlayers.deploy import adopt_export
+    from venvlayers.publish import export_stack
+
+    result = export_stack(
+        stack, build_dir=build_dir, output_dir=output_dir, include=include, report=report
+    )
+    return result, adopt_export(result.output_dir, report=report)
 
 
 @dataclass(frozen=True)
@@ -120,6 +143,7 @@ def up(
     report: Report,
     on_run: Callable[[str], None] = lambda _name: None,
     progress: Any = None,
+    deploy_progress: DeployProgress | None = None,
 ) -> UpResult:
     """Everything, each step skipping what is done; then smoke-run the apps.
 
@@ -133,7 +157,7 @@ def up(
     lock_stack(stack, if_needed=True, report=report)
     built = build(stack, build_settings, report=report)
     published = publish(stack, built.build_dir, publish_settings, report=report, progress=progress)
-    deployed = deploy(published.output_dir, target, report=report)
+    deployed = deploy(published.output_dir, target, report=report, progress=deploy_progress)
     runs: list[SmokeRun] = []
     if run_settings.enabled:
         for name in run_settings.apps or deployed.apps:

@@ -1,4 +1,9 @@
-"""`venvlayers show`: the layers of a stack, grouped by kind, with their lower layers."""
+"""`venvlayers show`: the layers of a stack, grouped by kind, with their lower layers.
+
+The JSON shape holds venvstacks' own (``spec_name``; per layer ``name`` as the build name,
+``install_target``, ``has_valid_lock``, ``selected_operations``, ``dependencies``) and adds
+venvlayers' fields beside it.
+"""
 
 from __future__ import annotations
 
@@ -27,10 +32,22 @@ class LayerView:
     launch_module: str | None
     # Runtime layers only: why no runtime source can provide the version (None: fine).
     runtime_problem: str | None = None
+    # What the command at hand would do to the layer (`--show`); None for `show` itself.
+    operations: tuple[str, ...] | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def status_json(self) -> dict[str, Any]:
+        """venvstacks' LayerStatus fields."""
+        return {
+            "name": self.build_name,
+            "install_target": self.install_target,
+            "has_valid_lock": self.locked,
+            "selected_operations": None if self.operations is None else list(self.operations),
+        }
+
+    def to_json(self, dependencies: Sequence[LayerView] = ()) -> dict[str, Any]:
         data = {
-            "name": self.name,
+            **self.status_json(),
+            "short_name": self.name,
             "build_name": self.build_name,
             "install_target": self.install_target,
             "versioned": self.versioned,
@@ -45,6 +62,8 @@ class LayerView:
         }
         if self.kind is LayerKind.RUNTIME:
             data["runtime_problem"] = self.runtime_problem
+        else:
+            data["dependencies"] = [view.status_json() for view in dependencies]
         return data
 
 
@@ -108,6 +127,8 @@ def render_text(views: Sequence[LayerView]) -> str:
                 title += "  (disabled: no platforms)"
             if view.runtime_problem is not None:
                 title += "  (runtime unavailable, see below)"
+            if view.operations:
+                title += f" ({', '.join(view.operations)})"
             lines.append(f"  {mark}{title}")
             lines.extend(f"      {lower}" for lower in view.lower_layers)
     if any(not v.locked for v in views):
@@ -117,7 +138,13 @@ def render_text(views: Sequence[LayerView]) -> str:
 
 
 def render_json(stack: StackSpec, views: Sequence[LayerView]) -> dict[str, Any]:
-    data: dict[str, Any] = {"spec": str(stack.path)}
+    data: dict[str, Any] = {"spec_name": str(stack.path), "spec": str(stack.path)}
+    by_name = {v.build_name: v for v in views}
+
+    def dependencies(view: LayerView) -> list[LayerView]:
+        # venvstacks lists frameworks before the runtime, as sys.path orders them.
+        return [by_name[name] for name in view.lower_layers if name in by_name]
+
     for kind in LayerKind:
-        data[kind.table] = [v.to_json() for v in views if v.kind is kind]
+        data[kind.table] = [v.to_json(dependencies(v)) for v in views if v.kind is kind]
     return data

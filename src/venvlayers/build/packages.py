@@ -99,11 +99,13 @@ def _no_wheel_message(lock: LayerLock, package: LockedPackage, marker_env: dict[
             f" platform ({platform or 'unknown'}, Python {version}); relock with this platform"
             " in 'platforms'"
         )
-    # The platform is locked, so the package was accepted without a wheel (--allow-missing).
+    # The platform is locked, so the package was accepted without a wheel
+    # (--accept-missing-wheels).
     python = f"{marker_env.get('platform_python_implementation', 'CPython')} {version}"
     return (
         f"{lock.build_name}: no wheel of {package.name} {package.version} for {platform} /"
-        f" {python} in the lock (it was accepted with --allow-missing; sdists are never built);"
+        f" {python} in the lock (it was accepted with --accept-missing-wheels; sdists are never"
+        " built);"
         f" pin a version of {package.name} that has a wheel for {platform}, or drop the"
         " requirement that brings it in, then relock"
     )

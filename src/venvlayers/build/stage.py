@@ -29,6 +29,7 @@ class BuildResult:
     path: Path
     rebuilt: bool
     reason: str
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class BuildOptions:
     # Settings from the process environment (runtime source, mirror, cache); None: read
     # them here, once.
     environment: Environment | None = None
+    # Build from the locks as they are, even when their inputs changed (`build --frozen`).
+    frozen: bool = False
 
 
 def default_build_dir(stack: StackSpec) -> Path:
@@ -76,7 +79,7 @@ def _build_when_ready(
     report: Callable[[str], None],
 ) -> BuildResult:
     lower_results = [future.result() for future in lowers]
-    lock = read_layer_lock(stack, layer)
+    lock = read_layer_lock(stack, layer, frozen=options.frozen)
     install_target = layer.install_target(lock.lock_version)
     digest = input_hash(_inputs(layer, lock, lower_results, options))
     final = options.build_dir / install_target
@@ -107,7 +110,7 @@ def _build_when_ready(
         runtime_source=built.runtime_source,
     ).write(options.build_dir)
     report(f"{layer.build_name}: built in {built.seconds:.1f}s")
-    return BuildResult(layer.build_name, install_target, final, True, reason)
+    return BuildResult(layer.build_name, install_target, final, True, reason, built.seconds)
 
 
 def _inputs(

@@ -86,3 +86,9 @@ class LockResult:
     changed: bool
     lock_version: int
     skipped: bool
+    # Why the layer was (re)locked or left alone; with ``check_only``, why its lock is stale.
+    reason: str = ""
+    lock_path: Path | None = None
+    seconds: float = 0.0
+    # ``check_only`` mode: the lock does not fit its inputs.
+    stale: bool = False

@@ -132,7 +132,7 @@ def missing_wheels_message(
     for item in missing:
         where.setdefault(item.pin, []).append(item.platform)
     lacking = {item.platform for item in missing}
-    remedy = "" if accepted else ", or lock with --allow-missing"
+    remedy = "" if accepted else ", or lock with --accept-missing-wheels"
     working = [p for p in platforms if p not in lacking]
     lines = [f"{label}: no wheel for these packages on these platforms (sdists are never built):"]
     lines.extend(f"  {pin}: {', '.join(where[pin])}" for pin in sorted(where))

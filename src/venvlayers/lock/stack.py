@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from venvlayers._fs import hash_bytes, write_text_if_changed
@@ -43,6 +44,7 @@ def lock_stack(
     local_wheels: Path | None = None,
     no_index: bool = False,
     report: Report = lambda _m: None,
+    check_only: bool = False,
     environment: Environment | None = None,
 ) -> list[LockResult]:
     """Lock the enabled layers of ``stack`` (or those ``include`` selects) with uv.
@@ -50,10 +52,13 @@ def lock_stack(
     ``include``: layers matching a pattern and the layers above them are relocked; the
     layers beneath are locked only if they need it. ``if_needed``: only layers without a
     valid lock. ``reset_lock``: those layers relock from scratch, without their old pins
-    as preferences. Unchanged results rewrite nothing.
+    as preferences. Unchanged results rewrite nothing. ``check_only``: lock nothing, write
+    nothing; each selected layer's result says whether its lock is ``stale``.
     """
     # Offline and quick: a runtime no source provides fails here, not at the end of a build.
     check_runtime_versions(stack.select(include), environment=environment)
+    if check_only:
+        return _check_only(stack, include)
     options = _Options(allow_missing, local_wheels, no_index, report)
     relock = _relock_set(stack, include)
     reset = {layer.build_name for layer in stack.layers() if _matches(layer, reset_lock)}
@@ -67,8 +72,9 @@ def lock_stack(
         needed_only = if_needed or layer.build_name not in relock
         is_reset = layer.build_name in reset
         if needed_only and check.status.valid and not is_reset:
-            results.append(_skipped(layer, check))
+            results.append(_skipped(stack, layer, check))
             continue
+        started = time.monotonic()
         lowers = [_lower_lock(stack, checker, locks, name) for name in layer.lower_layers]
         if needed_only and check.version_only and not is_reset:
             result, lock = _bump_version(stack, layer, check, options)
@@ -77,7 +83,25 @@ def lock_stack(
             result, lock = _lock_layer(stack, layer, check, lowers, options, reset=is_reset)
         locks[layer.build_name] = lock
         checker.forget(layer)
-        results.append(result)
+        results.append(
+            replace(
+                result,
+                reason=check.status.reason,
+                lock_path=lock_files(stack, layer).lock_path,
+                seconds=time.monotonic() - started,
+            )
+        )
+    return results
+
+
+def _check_only(stack: StackSpec, include: Sequence[str]) -> list[LockResult]:
+    checker = StatusChecker(stack)
+    results = []
+    for layer in stack.select(include):
+        if layer.enabled:
+            check = checker.check(layer)
+            result = _skipped(stack, layer, check)
+            results.append(replace(result, stale=not check.status.valid))
     return results
 
 
@@ -186,9 +210,12 @@ def _bump_version(
     return result, layer_lock(stack, layer, check.lock_text, meta)
 
 
-def _skipped(layer: LayerSpec, check: LayerCheck) -> LockResult:
+def _skipped(stack: StackSpec, layer: LayerSpec, check: LayerCheck) -> LockResult:
     version = check.meta.lock_version if check.meta else 1
-    return LockResult(layer.build_name, changed=False, lock_version=version, skipped=True)
+    return LockResult(
+        layer.build_name, changed=False, lock_version=version, skipped=True,
+        reason=check.status.reason, lock_path=lock_files(stack, layer).lock_path,
+    )  # fmt: skip
 
 
 def _lower_lock(

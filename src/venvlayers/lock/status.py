@@ -103,9 +103,25 @@ def lock_status(stack: StackSpec, layer: LayerSpec) -> LockStatus:
     return StatusChecker(stack).check(layer).status
 
 
-def read_layer_lock(stack: StackSpec, layer: LayerSpec) -> LayerLock:
-    """The layer's valid lock; :class:`LockError` when it is missing or out of date."""
+def read_layer_lock(stack: StackSpec, layer: LayerSpec, *, frozen: bool = False) -> LayerLock:
+    """The layer's valid lock; :class:`LockError` when it is missing or out of date.
+
+    ``frozen`` (``build --frozen``): the lock as it is, even when its inputs changed since;
+    still an error when it is missing or differs from its own metadata.
+    """
     check = StatusChecker(stack).check(layer)
+    if frozen and check.meta is not None and check.lock_text is not None:
+        if hash_bytes(check.lock_text.encode("utf-8")) == check.meta.requirements_hash:
+            return layer_lock(stack, layer, check.lock_text, check.meta)
+        raise LockError(
+            f"{layer.build_name}: the lock differs from its metadata; --frozen builds only"
+            f" from a whole lock, run `venvlayers lock {stack.path}`"
+        )
+    if frozen:
+        raise LockError(
+            f"{layer.build_name}: not locked, and --frozen never locks; run"
+            f" `venvlayers lock {stack.path}` first ({check.status.reason})"
+        )
     if not check.status.valid or check.meta is None or check.lock_text is None:
         raise LockError(
             f"{layer.build_name}: no valid lock; run `venvlayers lock {stack.path}`"

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from venvlayers import layout
-from venvlayers._fs import staged_dir
+from venvlayers._fs import atomic_write_bytes, staged_dir
 from venvlayers.contract import write_stack_metadata
+from venvlayers.contract.manifest import build_manifest, manifest_bytes
 from venvlayers.contract.postinstall import run_postinstall
 from venvlayers.publish.stage import built_layers, publications
 from venvlayers.spec import StackSpec
@@ -50,6 +51,11 @@ def export_stack(
                 source, staging, symlinks=True, copy_function=_link_or_copy,
                 ignore=_build_only(source),
             )  # fmt: skip
+            # The manifest an archive would carry: `venvlayers verify` compares the
+            # exported layer with it as with a deployed one.
+            atomic_write_bytes(
+                staging / layout.LAYER_MANIFEST, manifest_bytes(build_manifest(staging))
+            )
             report(f"{pub.install_target}: exported")
             run_postinstall(
                 staging, pub.install_target, output_dir, compile_bytecode=True, report=report

@@ -45,6 +45,8 @@ class PublishOptions:
     dry_run: bool = False
     force: bool = False
     jobs: int | None = None
+    # Read the locks as they are, as `build --frozen` built from them.
+    frozen: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,11 @@ def built_layers(
 
 
 def publications(
-    stack: StackSpec, layers: Sequence[tuple[LayerSpec, BuildRecord]], build_dir: Path
+    stack: StackSpec,
+    layers: Sequence[tuple[LayerSpec, BuildRecord]],
+    build_dir: Path,
+    *,
+    frozen: bool = False,
 ) -> list[LayerPublication]:
     targets = {layer.build_name: record.install_target for layer, record in layers}
     for layer, _ in layers:
@@ -92,7 +98,7 @@ def publications(
         layer_publication(
             stack,
             layer,
-            read_layer_lock(stack, layer),
+            read_layer_lock(stack, layer, frozen=frozen),
             targets=targets,
             py_version=record.python_version,
         )
@@ -122,7 +128,7 @@ def publish_stack(
     if options.fmt not in FORMATS:
         raise PublishError(f"unknown archive format {options.fmt!r} (choose: {', '.join(FORMATS)})")
     layers = built_layers(stack, options.build_dir, options.include)
-    pubs = publications(stack, layers, options.build_dir)
+    pubs = publications(stack, layers, options.build_dir, frozen=options.frozen)
     platform = host_platform()
 
     def plan_all() -> tuple[list[_Planned], tuple[str, ...]]:
