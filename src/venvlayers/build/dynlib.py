@@ -2,18 +2,23 @@
 
 Extension modules find the libraries their own wheel vendors through their RUNPATH, but an
 extension in an upper layer cannot reach a library in a lower layer that way. So each layer
-links the shared libraries in its site-packages from ``share/venv/dynlib/<file name>``
+links the shared libraries in its site-packages from ``share/venv/dynlib/<name>``
 (relative symlinks, archive-safe), and an application whose lower layers expose libraries is
 launched through ``bin/python-dynlib``: a POSIX sh launcher that puts those folders on
 ``LD_LIBRARY_PATH`` (``DYLD_LIBRARY_PATH`` on macOS) and runs the layer's ``bin/python``.
 
-Which files are libraries (names only, nothing is opened):
+Which files are libraries (by name):
 
 - never an extension module: ``*.cpython-*.so``, ``*.abi3.so``, ``*.pypy*.so``;
 - ``*.dylib`` and versioned sonames (``*.so.1``, ``*.so.5.0.0``) always are;
 - a plain ``*.so`` is a library when its name starts with ``lib`` or it sits in a vendored
   library folder (``<dist>.libs/`` from auditwheel, ``.dylibs/`` from delocate); any other plain
   ``name.so`` is taken for an extension module importable as ``name``.
+
+Which name a library is linked under, and what a name shared by two different libraries
+means, is decided from the ELF files themselves on Linux (SONAME, NEEDED, RUNPATH: see
+:func:`expose_dynlibs` and :func:`check_lower_needs`); other files keep the file name.
+docs/layer-contract.md gives the reasons.
 """
 
 from __future__ import annotations
