@@ -442,7 +442,10 @@ def up(
             ),
             publish_settings=publish_settings(stack, output_dir, fmt, tag_outputs, force),
             run_settings=pipeline.RunSettings(
-                apps=run_apps, time_limit=run_timeout, enabled=not no_run
+                apps=run_apps,
+                time_limit=run_timeout,
+                enabled=not no_run,
+                output_to_stderr=ui.settings.json,
             ),
             report=ui.info,
             on_run=lambda name: ui.info(f"$ venvlayers run {target} {name}"),

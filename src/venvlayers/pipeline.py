@@ -47,6 +47,7 @@ class RunSettings:
     apps: tuple[str, ...] = ()  # () : every deployed app
     time_limit: float = 15.0
     enabled: bool = True
+    output_to_stderr: bool = False  # the apps' stdout; stdout carries a JSON result
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,14 @@ def up(
     if run_settings.enabled:
         for name in run_settings.apps or deployed.apps:
             on_run(name)
-            runs.append(smoke_run(target, name, time_limit=run_settings.time_limit))
+            runs.append(
+                smoke_run(
+                    target,
+                    name,
+                    time_limit=run_settings.time_limit,
+                    output_to_stderr=run_settings.output_to_stderr,
+                )
+            )
     return UpResult(built, published, deployed, tuple(runs))
 
 

@@ -148,16 +148,21 @@ def test_every_command_takes_relative_paths_with_dotdot(stack: Path, tmp_path: P
     work = tmp_path / "work"
     (work / "sub").mkdir(parents=True)
     spec = os.path.relpath(stack, work / "sub")
+    # --build-dir and --output-dir lie in the spec's folder when relative, as in venvstacks;
+    # every other path lies in the current folder.
+    work_from_spec = os.path.relpath(work, stack)
     steps = [
         ["lock", spec, "--if-needed"],
-        ["build", spec, "--build-dir", "../b/../build"],
-        ["local-export", spec, "--build-dir", "../build", "--output-dir", "../exp"],
-        ["publish", spec, "--build-dir", "../x/../build", "-o", "../out/../pub"],
+        ["build", spec, "--build-dir", f"{work_from_spec}/b/../build"],
+        ["local-export", spec, "--build-dir", f"{work_from_spec}/build",
+         "--output-dir", f"{work_from_spec}/exp"],
+        ["publish", spec, "--build-dir", f"{work_from_spec}/x/../build",
+         "-o", f"{work_from_spec}/out/../pub"],
         ["deploy", "../pub", "--target", "../t/../target", "--app", "hello"],
         ["run", "../target", "hello"],
         ["verify", "../target"],
         ["gc", "../target"],
-    ]
+    ]  # fmt: skip
     for step in steps:
         result = run_in(work / "sub", *step)
         assert result.returncode == 0, (step, result.stderr)

@@ -8,6 +8,7 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -69,17 +70,25 @@ class SmokeRun:
         return self.status in (0, None)
 
 
-def smoke_run(target: Path, name: str, *, time_limit: float) -> SmokeRun:
+def smoke_run(
+    target: Path, name: str, *, time_limit: float, output_to_stderr: bool = False
+) -> SmokeRun:
     """Run ``name`` with no arguments and no input, for at most ``time_limit`` seconds.
 
     The app runs in a session of its own, so that stopping it (SIGTERM, then SIGKILL after
     a grace period) reaches every process it started, and a Ctrl-C at the terminal reaches
     only venvlayers, which then stops the app before it reports the interruption.
+    ``output_to_stderr``: the app's stdout goes to stderr (stdout carries a JSON result).
     """
     command = command_for(target, name, [])
     log.debug("run (%s): %s", name, shlex.join(command))
     started = time.monotonic()
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=sys.stderr.fileno() if output_to_stderr else None,
+        start_new_session=True,
+    )
     try:
         status: int | None = process.wait(timeout=time_limit)
     except subprocess.TimeoutExpired:
