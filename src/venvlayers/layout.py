@@ -9,6 +9,8 @@ from __future__ import annotations
 LAYER_METADATA = "share/venv/metadata/venvstacks_layer.json"
 # Extension: per-file manifest (path, size, sha256) written into every published layer.
 LAYER_MANIFEST = "share/venv/metadata/venvlayers_manifest.json"
+# Extension: the layer's software bill of materials (CycloneDX JSON), written by build.
+LAYER_SBOM = "share/venv/metadata/sbom.cdx.json"
 DYNLIB_DIR = "share/venv/dynlib"
 POSTINSTALL_SCRIPT = "postinstall.py"
 # Build-time only: recreated by postinstall.py on the target, never published.

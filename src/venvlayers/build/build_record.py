@@ -36,7 +36,16 @@ class BuildRecord:
             return None
 
 
+# Bumped when what a built layer holds changes, so layers built before are built again
+# (2: every layer carries its SBOM).
+LAYER_FORMAT = 2
+
+
 def input_hash(parts: dict[str, object]) -> str:
     """A stable hash of everything a layer build depends on."""
-    text = json.dumps({"tool_version": __version__, **parts}, sort_keys=True, default=str)
+    text = json.dumps(
+        {"tool_version": __version__, "layer_format": LAYER_FORMAT, **parts},
+        sort_keys=True,
+        default=str,
+    )
     return hash_bytes(text.encode())

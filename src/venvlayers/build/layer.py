@@ -20,7 +20,8 @@ from venvlayers.build.dynlib import (
     write_app_python,
 )
 from venvlayers.build.link import write_layer_links
-from venvlayers.build.packages import install_locked
+from venvlayers.build.packages import install_locked, installed_wheels, probe_marker_environment
+from venvlayers.build.sbom import SbomRequest, write_layer_sbom
 from venvlayers.build.scripts import make_scripts_relocatable
 from venvlayers.contract.layer_metadata import (
     LayerMetadata,
@@ -68,8 +69,39 @@ def build_layer(
         else:
             assert isinstance(layer, LayeredSpec)
             version, source = _build_venv(stack, layer, lock, staging, final, lower_targets, report)
+        _write_sbom(stack, layer, lock, staging, final, lower_targets, version, source)
         _install_postinstall(staging)
     return BuiltLayer(version, source, time.monotonic() - started)
+
+
+def _write_sbom(
+    stack: StackSpec,
+    layer: LayerSpec,
+    lock: LayerLock,
+    staging: Path,
+    final: Path,
+    lower_targets: Mapping[str, str],
+    python_version: str,
+    runtime_source: str,
+) -> None:
+    meta = read_layer_metadata(staging, layer.build_name)
+    lowers = [
+        (lower_targets[name], stack.layer(name).kind, final.parent / lower_targets[name])
+        for name in layer.lower_layers
+    ]
+    write_layer_sbom(
+        staging,
+        SbomRequest(
+            install_target=final.name,
+            kind=layer.kind,
+            lock=lock,
+            installed=installed_wheels(lock, probe_marker_environment(staging / meta.python)),
+            site_packages=staging / meta.site_dir,
+            python_version=python_version,
+            runtime_source=runtime_source if isinstance(layer, RuntimeSpec) else None,
+            lower_layers=lowers,
+        ),
+    )
 
 
 def _build_runtime(

@@ -13,7 +13,7 @@ from packaging.markers import Marker
 from venvlayers._proc import run
 from venvlayers._uv import uv_binary, uv_environment
 from venvlayers.errors import BuildError
-from venvlayers.lock import LayerLock, LockedPackage, WheelTarget, platform_of
+from venvlayers.lock import LayerLock, LockedPackage, LockedWheel, WheelTarget, platform_of
 
 # Marker values of the target interpreter: the interpreter itself reports them, since
 # the tool's own Python may be a different version.
@@ -53,10 +53,13 @@ def _probe_markers(python: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(env.items()))
 
 
-def requirement_lines(lock: LayerLock, marker_env: dict[str, str]) -> list[str]:
-    """``name @ wheel-url --hash=...`` for each package this layer installs itself."""
+def installed_wheels(
+    lock: LayerLock, marker_env: dict[str, str]
+) -> list[tuple[LockedPackage, LockedWheel]]:
+    """Each package this layer installs itself on the interpreter ``marker_env`` describes,
+    with the one wheel that goes in (what the build installs and the SBOM lists)."""
     target = wheel_target(lock, marker_env)
-    lines = []
+    chosen = []
     for package in lock.packages:
         if package.provided_by is not None:
             continue
@@ -66,9 +69,22 @@ def requirement_lines(lock: LayerLock, marker_env: dict[str, str]) -> list[str]:
         wheel = next((w for w in package.wheels if w.name == best), None)
         if wheel is None:
             raise BuildError(_no_wheel_message(lock, package, marker_env))
-        source = (
-            f"{package.name} @ {wheel.url}" if wheel.url else f"{package.name}=={package.version}"
-        )
+        chosen.append((package, wheel))
+    return chosen
+
+
+def requirement_lines(lock: LayerLock, marker_env: dict[str, str]) -> list[str]:
+    """``name @ wheel-url --hash=...`` for each package this layer installs itself."""
+    lines = []
+    for package, wheel in installed_wheels(lock, marker_env):
+        if wheel.url:
+            source = f"{package.name} @ {wheel.url}"
+        elif wheel.path:
+            # A wheel from --local-wheels, recorded relative to the lock file.
+            local = (lock.lock_path.parent / wheel.path).resolve()
+            source = f"{package.name} @ {local.as_uri()}"
+        else:
+            source = f"{package.name}=={package.version}"
         lines.append(f"{source} --hash=sha256:{wheel.sha256}")
     return lines
 

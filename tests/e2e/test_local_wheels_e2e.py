@@ -1,0 +1,50 @@
+"""A stack locked from a folder of wheels (--local-wheels --no-index) builds and runs."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import venvlayers
+from tests.test_lock_local import make_wheel
+
+pytestmark = [pytest.mark.slow]
+
+SPEC = """
+[[runtimes]]
+name = "cpython@3.11"
+python_implementation = "cpython@3.11"
+requirements = []
+platforms = ["linux_x86_64"]
+
+[[frameworks]]
+name = "fw"
+runtime = "cpython@3.11"
+requirements = ["alpha"]
+
+[[applications]]
+name = "app"
+launch_module = "app.py"
+frameworks = ["fw"]
+requirements = ["beta"]
+"""
+
+
+def test_local_wheels_lock_build_publish_deploy_and_run(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "alpha", "1.0")
+    make_wheel(wheels, "beta", "2.0", requires=["alpha"])
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    (stack / "venvstacks.toml").write_text(textwrap.dedent(SPEC))
+    (stack / "app.py").write_text("import alpha, beta\nprint(alpha.VERSION, beta.VERSION)\n")
+    venvlayers("lock", stack, "--local-wheels", wheels, "--no-index")
+    venvlayers("build", stack, "--publish")
+    target = tmp_path / "target"
+    venvlayers("deploy", stack / "_artifacts", "--target", target)
+    assert venvlayers("run", target, "app").stdout == "1.0 2.0\n"
+    sbom = json.loads((target / "framework-fw/share/venv/metadata/sbom.cdx.json").read_text())
+    assert [c["purl"] for c in sbom["components"] if "purl" in c] == ["pkg:pypi/alpha@1.0"]
