@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import textwrap
 from pathlib import Path
@@ -48,3 +49,11 @@ def test_local_wheels_lock_build_publish_deploy_and_run(tmp_path: Path) -> None:
     assert venvlayers("run", target, "app").stdout == "1.0 2.0\n"
     sbom = json.loads((target / "framework-fw/share/venv/metadata/sbom.cdx.json").read_text())
     assert [c["purl"] for c in sbom["components"] if "purl" in c] == ["pkg:pypi/alpha@1.0"]
+    # Beside the archives too, bound to the stack metadata by its sha256.
+    out = stack / "_artifacts/__venvstacks__"
+    index = json.loads((out / "venvstacks.json").read_text())
+    for entry in (e for entries in index["layers"].values() for e in entries):
+        published = out / "sbom" / entry["sbom"]["name"]
+        assert hashlib.sha256(published.read_bytes()).hexdigest() == entry["sbom"]["sha256"]
+        deployed = target / entry["install_target"] / "share/venv/metadata/sbom.cdx.json"
+        assert published.read_bytes() == deployed.read_bytes()

@@ -33,6 +33,16 @@ class ArchiveFields:
 
 
 _ARCHIVE_KEYS = frozenset(ArchiveFields.__dataclass_fields__)
+SBOM_DIR = f"{METADATA_DIR}/sbom"
+
+
+@dataclass(frozen=True)
+class AttachedFile:
+    """A file published beside the archives (extension), bound by its sha256 to the metadata
+    that a signature covers. ``name`` is a plain file name in its folder (e.g. SBOM_DIR)."""
+
+    name: str
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,8 @@ class LayerPublication:
     app_launch_module: str | None
     app_launch_module_hash: str | None
     archive: ArchiveFields | None = None
+    # Extension: the layer's SBOM under __venvstacks__/sbom/.
+    sbom: AttachedFile | None = None
     # The list it is published in; read from the index, not guessed from the name.
     kind: LayerKind = field(default=LayerKind.RUNTIME, compare=False)
     # Fields of other writers (venvstacks), kept as they are.
@@ -62,10 +74,12 @@ class LayerPublication:
             {
                 key: getattr(self, key)
                 for key in LayerPublication.__dataclass_fields__
-                if key not in ("archive", "kind", "extra")
+                if key not in ("archive", "sbom", "kind", "extra")
             }
         )
         data["required_layers"] = list(self.required_layers)
+        if self.sbom is not None:
+            data["sbom"] = {"name": self.sbom.name, "sha256": self.sbom.sha256}
         if self.archive is not None:
             data.update({key: getattr(self.archive, key) for key in sorted(_ARCHIVE_KEYS)})
         return data
@@ -82,6 +96,10 @@ class LayerPublication:
                 archive_size=fields.integer("archive_size"),
                 archive_hashes={"sha256": hashes.sha256("sha256")},
             )
+        sbom = None
+        if fields.has("sbom"):
+            attached = fields.object("sbom")
+            sbom = AttachedFile(name=attached.file_name("name"), sha256=attached.sha256("sha256"))
         is_app = kind is LayerKind.APPLICATION
         known = set(cls.__dataclass_fields__) | _ARCHIVE_KEYS
         return cls(
@@ -100,12 +118,16 @@ class LayerPublication:
             app_launch_module=fields.text("app_launch_module") if is_app else None,
             app_launch_module_hash=fields.optional_text("app_launch_module_hash"),
             archive=archive,
+            sbom=sbom,
             kind=kind,
             extra={k: v for k, v in fields.plain().items() if k not in known},
         )
 
     def with_archive(self, archive: ArchiveFields) -> LayerPublication:
         return replace(self, archive=archive)
+
+    def with_sbom(self, sbom: AttachedFile | None) -> LayerPublication:
+        return replace(self, sbom=sbom)
 
 
 def write_stack_metadata(output_dir: Path, layers: Iterable[LayerPublication]) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from venvlayers.publish.export import ExportResult, export_stack
     from venvlayers.publish.progress import archive_progress
+    from venvlayers.publish.sign import sign_output
     from venvlayers.publish.stage import (
         PublishOptions,
         PublishResult,
@@ -27,6 +28,7 @@ _HOMES = {
     "default_output_dir": "stage",
     "export_stack": "export",
     "publish_stack": "stage",
+    "sign_output": "sign",
 }
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "default_output_dir",
     "export_stack",
     "publish_stack",
+    "sign_output",
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,23 +10,34 @@ from pathlib import Path
 from typing import Any
 
 from venvlayers import __version__, layout
-from venvlayers._fs import exclusive_lock, read_json, remove_leftovers, sha256_file, write_json
+from venvlayers._fs import (
+    atomic_write_bytes,
+    exclusive_lock,
+    read_json,
+    remove_leftovers,
+    sha256_file,
+    write_json,
+)
 from venvlayers.build.build_record import BuildRecord
 from venvlayers.contract import (
     LAYER_METADATA_DIR,
     METADATA_DIR,
+    SBOM_DIR,
     STACK_METADATA,
     ArchiveFields,
+    AttachedFile,
     Fields,
     LayerPublication,
     load_json,
     read_stack_metadata,
     write_stack_metadata,
 )
+from venvlayers.contract.signature import SIGNATURE
 from venvlayers.errors import MetadataError, PublishError
 from venvlayers.lock import read_layer_lock
 from venvlayers.publish.archive import FORMATS, ArchiveRequest, write_layer_archives
 from venvlayers.publish.metadata import host_platform, layer_publication
+from venvlayers.publish.sign import sign_output
 from venvlayers.spec import LayerSpec, StackSpec
 
 # What each published archive was made from, so an unchanged layer reuses its archive.
@@ -47,6 +59,8 @@ class PublishOptions:
     jobs: int | None = None
     # Read the locks as they are, as `build --frozen` built from them.
     frozen: bool = False
+    # Sign the stack metadata with this SSH key (see venvlayers.contract.signature).
+    sign_key: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -181,7 +195,8 @@ def _write(
     final = []
     for plan in plans:
         archive = plan.reuse or written[plan.pub.install_target]
-        final.append(plan.pub.with_archive(archive))
+        sbom = _publish_sbom(options, plan.pub.install_target)
+        final.append(plan.pub.with_archive(archive).with_sbom(sbom))
         # What was written, beside what it was made from: a later publish reuses the file
         # only while it is still exactly this one.
         written_file = _file_signature(options.output_dir / archive.archive_name)
@@ -189,8 +204,38 @@ def _write(
             options.output_dir / _INPUTS_DIR / f"{plan.pub.install_target}.json",
             {**plan.inputs, _WRITTEN: {**written_file, "sha256": archive.archive_hashes["sha256"]}},
         )
-    write_stack_metadata(options.output_dir, _merge_existing(options.output_dir, final))
+    _write_metadata(options, _merge_existing(options.output_dir, final), report)
     return PublishResult(tuple(final), tuple(written), reused)
+
+
+def _write_metadata(
+    options: PublishOptions, layers: list[LayerPublication], report: Callable[[str], None]
+) -> None:
+    """Write the stack metadata; a signature of other metadata is removed, or made anew."""
+    index = options.output_dir / STACK_METADATA
+    signature = options.output_dir / SIGNATURE
+    before = index.read_bytes() if index.is_file() else None
+    write_stack_metadata(options.output_dir, layers)
+    if options.sign_key is not None:
+        sign_output(options.output_dir, options.sign_key)
+        report(f"signed {STACK_METADATA} with {options.sign_key}")
+    elif signature.exists() and index.read_bytes() != before:
+        signature.unlink()
+        report(f"removed {SIGNATURE}: it signed the metadata before; sign again")
+
+
+def _publish_sbom(options: PublishOptions, install_target: str) -> AttachedFile | None:
+    """Copy the layer's SBOM beside the archives; its sha256 goes into the stack metadata."""
+    source = options.build_dir / install_target / layout.LAYER_SBOM
+    try:
+        data = source.read_bytes()
+    except FileNotFoundError:
+        return None  # built before layers carried an SBOM
+    name = f"{install_target}.cdx.json"
+    dest = options.output_dir / SBOM_DIR / name
+    if not dest.is_file() or dest.read_bytes() != data:
+        atomic_write_bytes(dest, data, mode=0o644)
+    return AttachedFile(name=name, sha256=hashlib.sha256(data).hexdigest())
 
 
 def _plan(
