@@ -103,3 +103,8 @@ def os_error_line(exc: OSError) -> str:
     where = exc.filename if exc.filename is not None else "venvlayers"
     hint = _OS_ERROR_HINTS.get(exc.errno or 0, exc.strerror or str(exc))
     return f"{where}: {hint}; the previous state is left in place"
+
+
+from venvlayers.cli_supply import register as register_supply  # noqa: E402  (docs/supply-chain.md)
+
+register_supply(cli)

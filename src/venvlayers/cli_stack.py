@@ -200,6 +200,11 @@ def publish_options(func: Callable[..., None]) -> Callable[..., None]:
         "--tag-outputs", is_flag=True,
         help="Name archives <install_target>-<platform>-<archive_build>.<ext>.",
     )(func)  # fmt: skip
+    func = click.option(
+        "--sign-key", type=UserPath(exists=True), metavar="KEY",
+        help="Sign the stack metadata with this SSH key (a private key file, or a public key"
+        " whose private half ssh-keygen reaches through the agent); see docs/supply-chain.md.",
+    )(func)  # fmt: skip
     return click.option(
         "--force", is_flag=True, help="Write archives even when an unchanged one exists."
     )(func)
@@ -223,13 +228,13 @@ def build_options(func: Callable[..., None]) -> Callable[..., None]:
 
 def publish_settings(
     stack: StackSpec, output_dir: Path | None, fmt: str, tag_outputs: bool, force: bool,
-    dry_run: bool = False, frozen: bool = False,
+    dry_run: bool = False, frozen: bool = False, sign_key: Path | None = None,
 ) -> pipeline.PublishSettings:  # fmt: skip
     from venvlayers import pipeline
 
     return pipeline.PublishSettings(
         output_dir=spec_folder(stack, output_dir, "--output-dir"), fmt=fmt,
-        tag_outputs=tag_outputs, force=force, dry_run=dry_run, frozen=frozen,
+        tag_outputs=tag_outputs, force=force, dry_run=dry_run, frozen=frozen, sign_key=sign_key,
     )  # fmt: skip
 
 
@@ -259,8 +264,8 @@ def publish_settings(
 def build(
     spec: Path, include: tuple[str, ...], allow_missing: bool, build_dir: Path | None,
     runtime_source: str | None, lock_if_needed: bool, clean: bool, frozen: bool, jobs: int,
-    publish: bool, output_dir: Path | None, fmt: str, tag_outputs: bool, force: bool,
-    show: bool, show_only: bool,
+    publish: bool, output_dir: Path | None, fmt: str, tag_outputs: bool, sign_key: Path | None,
+    force: bool, show: bool, show_only: bool,
 ) -> None:  # fmt: skip
     """Build the layers of SPEC from their locks into the build folder.
 
@@ -292,7 +297,9 @@ def build(
         if publish:
             published = pipeline.publish(
                 stack, built.build_dir,
-                publish_settings(stack, output_dir, fmt, tag_outputs, force, frozen=frozen),
+                publish_settings(
+                    stack, output_dir, fmt, tag_outputs, force, frozen=frozen, sign_key=sign_key
+                ),
                 include=include, report=ui.info, progress=display.archiving if display.enabled else None,
             )  # fmt: skip
     lines = build_lines(doc)
@@ -316,8 +323,8 @@ def build(
 @output_options
 def publish(
     spec: Path, include: tuple[str, ...], allow_missing: bool, output_dir: Path | None,
-    fmt: str, tag_outputs: bool, force: bool, build_dir: Path | None, dry_run: bool,
-    show: bool, show_only: bool,
+    fmt: str, tag_outputs: bool, sign_key: Path | None, force: bool, build_dir: Path | None,
+    dry_run: bool, show: bool, show_only: bool,
 ) -> None:  # fmt: skip
     """Write one reproducible archive per built layer of SPEC, plus the stack metadata.
 
@@ -333,7 +340,9 @@ def publish(
     check_patterns(stack, "--include", include, allow_missing=allow_missing)
     if _shown(stack, include, show, show_only, lambda _n, _v: ("publish",)):
         return
-    settings = publish_settings(stack, output_dir, fmt, tag_outputs, force, dry_run)
+    settings = publish_settings(
+        stack, output_dir, fmt, tag_outputs, force, dry_run, sign_key=sign_key
+    )
     build_dir = spec_folder(stack, build_dir, "--build-dir") or default_build_dir(stack)
     started = time.monotonic()
     with live("publishing") as display:
@@ -417,7 +426,8 @@ def local_export(
 def up(
     spec: Path, target: Path, build_dir: Path | None, runtime_source: str | None,
     lock_if_needed: bool, clean: bool, output_dir: Path | None, fmt: str, tag_outputs: bool,
-    force: bool, run_apps: tuple[str, ...], no_run: bool, run_timeout: float,
+    sign_key: Path | None, force: bool, run_apps: tuple[str, ...], no_run: bool,
+    run_timeout: float,
 ) -> None:  # fmt: skip
     """Lock (if needed), build, publish and deploy SPEC into --target, then smoke-run the apps.
 
@@ -440,7 +450,9 @@ def up(
                 clean=clean,
                 runtime_source=runtime_source,
             ),
-            publish_settings=publish_settings(stack, output_dir, fmt, tag_outputs, force),
+            publish_settings=publish_settings(
+                stack, output_dir, fmt, tag_outputs, force, sign_key=sign_key
+            ),
             run_settings=pipeline.RunSettings(
                 apps=run_apps,
                 time_limit=run_timeout,

@@ -40,6 +40,7 @@ class PublishSettings:
     force: bool = False
     dry_run: bool = False
     frozen: bool = False  # after `build --frozen`: the locks as they are
+    sign_key: Path | None = None  # sign the stack metadata with this SSH key
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,6 +102,7 @@ def publish(
         dry_run=settings.dry_run,
         force=settings.force,
         frozen=settings.frozen,
+        sign_key=settings.sign_key,
     )
     return Published(
         options.output_dir, publish_stack(stack, options, report=report, progress=progress)
