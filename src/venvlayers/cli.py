@@ -105,6 +105,10 @@ def os_error_line(exc: OSError) -> str:
     return f"{where}: {hint}; the previous state is left in place"
 
 
+from venvlayers.cli_oci import register  # noqa: E402  (push, image: docs/registries.md)
+
+register(cli)
+
 from venvlayers.cli_supply import register as register_supply  # noqa: E402  (docs/supply-chain.md)
 
 register_supply(cli)

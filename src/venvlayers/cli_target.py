@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from venvlayers import ui
+from venvlayers.cli_oci import OciRef, PathOrOciRef, deploy_from_oci
 from venvlayers.cli_options import output_options
 from venvlayers.cli_params import UserPath
 from venvlayers.cli_progress import live
@@ -25,7 +26,7 @@ deployment_folder = click.argument("target", type=UserPath(folder=True, exists=T
 
 
 @click.command()
-@click.argument("source", type=UserPath(), metavar="SOURCE")
+@click.argument("source", type=PathOrOciRef(), metavar="SOURCE")
 @click.option("--target", "-t", required=True, type=UserPath(folder=True),
               help="The folder the layers are deployed into.")  # fmt: skip
 @click.option(
@@ -39,7 +40,9 @@ deployment_folder = click.argument("target", type=UserPath(folder=True, exists=T
     help="Byte-compile the new layers (apps start faster; needs no write access later).",
 )
 @output_options
-def deploy(source: Path, target: Path, apps: tuple[str, ...], compile_bytecode: bool) -> None:
+def deploy(
+    source: Path | OciRef, target: Path, apps: tuple[str, ...], compile_bytecode: bool
+) -> None:
     """Deploy apps from a published output folder SOURCE into --target.
 
     Archives are checked against the metadata, unpacked beside their final place,
@@ -49,6 +52,8 @@ def deploy(source: Path, target: Path, apps: tuple[str, ...], compile_bytecode: 
     """
     from venvlayers.deploy import deploy as deploy_stack
 
+    if not isinstance(source, Path):  # oci://: fetch what the target lacks, then deploy
+        return deploy_from_oci(source, target, apps, compile_bytecode)
     started = time.monotonic()
     with live("deploying") as display:
         result = deploy_stack(

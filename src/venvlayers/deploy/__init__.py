@@ -6,6 +6,7 @@ Names are imported on first use, so `venvlayers run` loads only what running nee
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ __all__ = [
     "adopt_export",
     "deploy",
     "gc",
+    "held_archives",
     "remove_apps",
     "run_app",
     "smoke_run",
@@ -51,3 +53,15 @@ def __getattr__(name: str) -> Any:
     if name not in _HOMES:
         raise AttributeError(f"module 'venvlayers.deploy' has no attribute {name!r}")
     return getattr(importlib.import_module(f"venvlayers.deploy.{_HOMES[name]}"), name)
+
+
+def held_archives(target: Path) -> dict[str, str]:
+    """Install target -> sha256 of the archive, for each layer in place in ``target``.
+
+    What a deploy would skip: a source that fetches archives (a registry) need not fetch
+    these. Empty when nothing is deployed there.
+    """
+    from venvlayers.deploy.record import load_record
+
+    record = load_record(target)
+    return {name: la.sha256 for name, la in record.layers.items() if (target / name).is_dir()}
