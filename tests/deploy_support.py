@@ -37,6 +37,7 @@ from venvlayers._injected.postinstall import write_link_files
 from venvlayers.contract import ArchiveFields, LayerKind, LayerPublication, write_stack_metadata
 from venvlayers.contract.layer_files import EntryKind, scan_layer
 from venvlayers.contract.manifest import build_manifest, manifest_bytes
+from venvlayers.deploy import DeployResult, deploy
 
 POSTINSTALL = Path(__file__).resolve().parents[1] / "src/venvlayers/_injected/postinstall.py"
 PY_VERSION = ".".join(map(str, sys.version_info[:3]))
@@ -232,7 +233,8 @@ def venv_meta(lower: Sequence[str], launch_module: str | None = None) -> dict[st
 
 # Runs this machine's python with the calling layer's site-packages (and those of the layers
 # beneath it, from a file written next to this script) on PYTHONPATH: $0 is the path the
-# layer's bin/python link was called by.
+# layer's bin/python link was called by. -B: the apps write no bytecode into the layers,
+# which verify would report as files added since deploy.
 _FAKE_PYTHON = """\
 #!/bin/sh
 layer=$(cd -- "$(dirname -- "$0")/.." && pwd)
@@ -240,7 +242,7 @@ paths="$layer/{site}"
 if [ -f "$layer/lower-paths.txt" ]; then
     while read -r lower; do paths="$paths:$layer/$lower"; done < "$layer/lower-paths.txt"
 fi
-PYTHONPATH="$paths" exec {real} -S "$@"
+PYTHONPATH="$paths" exec {real} -S -B "$@"
 """
 
 _FAKE_APP = """\
@@ -377,16 +379,34 @@ def archive_of(out: Path, install_target: str) -> Path:
 # --- running things -------------------------------------------------------------------------
 
 DEPLOY_SCRIPT = """\
+import json
+import os
+import signal
 import sys
 from pathlib import Path
-from venvlayers.deploy import deploy
+from venvlayers.deploy import deploy, places
 from venvlayers.errors import VenvLayersError
+
+options = json.loads(sys.argv[1])
 
 def report(message):
     print(message, file=sys.stderr, flush=True)
 
+def hook(step, install_target):
+    # Die at the step asked for (of the layer named, when one is): as a kill -9 would.
+    wanted, _, layer = (options.get("kill_at") or "").partition(":")
+    if step == wanted and (not layer or layer == install_target):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+if not options.get("exchange", True):
+    # As on a system without an atomic exchange of two names.
+    places.exchange = lambda first, second: False
+
 try:
-    result = deploy(Path(sys.argv[1]), Path(sys.argv[2]), apps=sys.argv[3:], report=report)
+    result = deploy(
+        Path(sys.argv[2]), Path(sys.argv[3]), apps=sys.argv[4:], report=report,
+        compile_bytecode=options.get("compile", False), step_hook=hook,
+    )
 except VenvLayersError as exc:
     print(exc, file=sys.stderr)
     sys.exit(1)
@@ -395,19 +415,43 @@ print("skipped=" + ",".join(result.skipped))
 """
 
 
-def deploy_command(source: Path, target: Path, *apps: str) -> list[str]:
-    return [sys.executable, "-c", DEPLOY_SCRIPT, str(source), str(target), *apps]
+def deploy_command(
+    source: Path,
+    target: Path,
+    *apps: str,
+    kill_at: str | None = None,
+    exchange: bool = True,
+    compile_bytecode: bool = False,
+) -> list[str]:
+    """A child process deploying ``apps``; ``kill_at`` (``step[:install_target]``) makes it
+    SIGKILL itself there through the deploy's step hook; ``exchange=False`` takes away the
+    atomic exchange of two names, as on systems that lack one."""
+    options = {"kill_at": kill_at, "exchange": exchange, "compile": compile_bytecode}
+    return [sys.executable, "-c", DEPLOY_SCRIPT, json.dumps(options), str(source), str(target),
+            *apps]  # fmt: skip
 
 
 def deploy_in_subprocess(
-    source: Path, target: Path, *apps: str, kill_at: str | None = None
+    source: Path,
+    target: Path,
+    *apps: str,
+    kill_at: str | None = None,
+    exchange: bool = True,
+    compile_bytecode: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "VENVLAYERS_TEST_KILL_AT"}
-    if kill_at:
-        env["VENVLAYERS_TEST_KILL_AT"] = kill_at
     return subprocess.run(
-        deploy_command(source, target, *apps), capture_output=True, text=True, env=env
-    )
+        deploy_command(
+            source, target, *apps, kill_at=kill_at, exchange=exchange,
+            compile_bytecode=compile_bytecode,
+        ),
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+
+
+def quick_deploy(source: Path, target: Path, **options: Any) -> DeployResult:
+    """Deploy without byte-compiling: the fake layers have nothing worth compiling."""
+    return deploy(source, target, **{"compile_bytecode": False, **options})
 
 
 def run_layer_python(target: Path, app: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -10,18 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.deploy_support import RUNTIME, fake_stack, run_layer_python
-from venvlayers.deploy import deploy, gc, remove_apps, run_app, verify
+from tests.deploy_support import quick_deploy as deploy
+from venvlayers.deploy import gc, remove_apps, run_app, verify
 from venvlayers.deploy.record import RECORD_FILE, load_record
 from venvlayers.deploy.run import command_for
 from venvlayers.errors import DeployError
 
 FW1, FW2 = "framework-greet@1", "framework-greet@2"
-
-
-@pytest.fixture(autouse=True)
-def _no_byte_compile(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Compiling is postinstall.py's business (tested with real layers); it costs time here."""
-    monkeypatch.setenv("VENVLAYERS_NO_COMPILE", "1")
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +217,7 @@ def test_verify_reports_changed_missing_and_unexpected_files(
     (target / FW1 / site / "greet.py").write_text("tampered = True\n")
     (target / "app-hello/lower-paths.txt").unlink()
     (target / "app-hello" / site / "intruder.py").write_text("")
-    # Caches and the files postinstall.py writes are expected.
+    # Bytecode nobody recorded is as unexpected as any other file: Python would run it.
     (target / "app-other" / site / "__pycache__").mkdir()
     (target / "app-other" / site / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"")
     report = verify(target)
@@ -231,10 +226,14 @@ def test_verify_reports_changed_missing_and_unexpected_files(
     assert drift[FW1].changed == (f"{site}/greet.py",)
     assert drift["app-hello"].missing == ("lower-paths.txt",)
     assert drift["app-hello"].unexpected == (f"{site}/intruder.py",)
-    assert drift["app-other"].ok and drift[RUNTIME].ok
+    assert drift["app-other"].unexpected == (
+        f"{site}/__pycache__",
+        f"{site}/__pycache__/x.cpython-311.pyc",
+    )
+    assert drift[RUNTIME].ok
     text = report.render()
     assert f"  changed     {site}/greet.py" in text
-    assert "2 of 4 layers differ from their manifests" in text
+    assert "3 of 4 layers differ from their deployment record" in text
     # Verifying one app checks only its layers.
     only_other = verify(target, ["other"])
     assert [layer.install_target for layer in only_other.layers] == [RUNTIME, FW1, "app-other"]

@@ -35,18 +35,16 @@ from tests.deploy_support import (
     write_archive,
     write_zip,
 )
+from tests.deploy_support import (
+    quick_deploy as deploy,
+)
 from venvlayers._fs import sha256_file
-from venvlayers.deploy import deploy, install
+from venvlayers.deploy import install
 from venvlayers.errors import DeployError
 
 APP = "app-other"
 TAR_FORMATS = tuple(fmt for fmt in FORMATS if fmt != ".zip")
 Entry = tuple[tarfile.TarInfo, bytes]
-
-
-@pytest.fixture(autouse=True)
-def _no_byte_compile(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VENVLAYERS_NO_COMPILE", "1")
 
 
 @pytest.fixture(scope="module")
@@ -352,10 +350,9 @@ def test_a_bad_hard_link_is_refused_in_one_line(
 
 def deploy_with_timeout(source: Path, target: Path) -> subprocess.CompletedProcess[str]:
     """A deploy that must end: a hang fails the test instead of blocking the run."""
-    env = {**os.environ, "VENVLAYERS_NO_COMPILE": "1"}
     try:
         return subprocess.run(
-            deploy_command(source, target), capture_output=True, text=True, timeout=30, env=env
+            deploy_command(source, target), capture_output=True, text=True, timeout=30
         )
     except subprocess.TimeoutExpired:
         pytest.fail("deploy hung reading the archive")

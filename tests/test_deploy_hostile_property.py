@@ -31,8 +31,10 @@ from tests.deploy_support import (
     write_archive,
     write_stack_metadata,
 )
+from tests.deploy_support import (
+    quick_deploy as deploy,
+)
 from venvlayers import layout
-from venvlayers.deploy import deploy
 from venvlayers.errors import DeployError
 
 APP = "app-prop"
@@ -110,13 +112,6 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 def outside_target(state: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in state.items() if k != "deploy" and not k.startswith("deploy/")}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _no_byte_compile() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("VENVLAYERS_NO_COMPILE", "1")
-        yield
 
 
 @pytest.fixture(scope="module")

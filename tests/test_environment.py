@@ -14,7 +14,6 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "venvlayers"
 PASS_THROUGH = {
     "environment.py", "_uv.py", "_injected/postinstall.py", "runtime/discovery.py",
     "runtime/probe.py", "runtime/relocate_elf.py", "contract/postinstall.py",
-    "deploy/_faults.py", "deploy/compile.py",
 }  # fmt: skip
 
 

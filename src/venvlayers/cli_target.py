@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from venvlayers import ui
+from venvlayers import environment, ui
 from venvlayers.cli_oci import OciRef, PathOrOciRef, deploy_from_oci
 from venvlayers.cli_options import output_options
 from venvlayers.cli_params import UserPath
@@ -57,7 +57,8 @@ def deploy(
     started = time.monotonic()
     with live("deploying") as display:
         result = deploy_stack(
-            source, target, apps=apps, compile_bytecode=compile_bytecode, report=ui.info,
+            source, target, apps=apps, report=ui.info,
+            compile_bytecode=compile_bytecode and not environment.current().no_compile,
             progress=display if display.enabled else None,
         )  # fmt: skip
     doc = deploy_doc(source, target, result, time.monotonic() - started)

@@ -19,6 +19,7 @@ PBS_MIRROR = "VENVLAYERS_PBS_MIRROR"
 CACHE_DIR = "VENVLAYERS_CACHE_DIR"
 EXCLUDE_NEWER = "UV_EXCLUDE_NEWER"
 MACOSX_TARGET = "MACOSX_DEPLOYMENT_TARGET"
+NO_COMPILE = "VENVLAYERS_NO_COMPILE"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +34,8 @@ class Environment:
     exclude_newer: str | None = None
     # The default macOS deployment target of layers that set none.
     macosx_deployment_target: str | None = None
+    # Deploy without byte-compiling new layers (as `deploy --no-compile`).
+    no_compile: bool = False
 
     @classmethod
     def from_mapping(cls, environ: Mapping[str, str], *, home: Path) -> Environment:
@@ -45,6 +48,7 @@ class Environment:
             cache_dir=_cache_dir(environ, home),
             exclude_newer=value(EXCLUDE_NEWER),
             macosx_deployment_target=value(MACOSX_TARGET),
+            no_compile=value(NO_COMPILE) not in (None, "0"),
         )
 
 

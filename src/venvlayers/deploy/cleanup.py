@@ -1,7 +1,9 @@
 """Remove apps, and the layers no remaining app needs; never a layer an app uses.
 
 The record is rewritten first, then folders go: a kill in between leaves only folders
-nothing uses, which the next ``gc`` removes.
+nothing uses, which the next ``gc`` removes. ``gc`` refuses while a layer in use is not
+the folder the record names: a deploy killed before its record may have moved in an app
+that uses layer folders the record does not know yet.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from pathlib import Path
 
 from venvlayers import layout
 from venvlayers.deploy.dirlock import target_lock
-from venvlayers.deploy.places import discard, recover_leftovers
-from venvlayers.deploy.record import DeployedApp, load_record, save_record
+from venvlayers.deploy.files import marker_token, prune_files
+from venvlayers.deploy.places import discard, is_layer_path, recover_leftovers
+from venvlayers.deploy.record import DeployedApp, DeploymentRecord, load_record, save_record
 from venvlayers.errors import DeployError
 
 
@@ -39,9 +42,11 @@ def remove_apps(
         remaining = record.without(apps=[app.layer_name for app in chosen])
         in_use = remaining.layers_in_use()
         folders = [app.install_target for app in chosen if app.install_target not in in_use]
-        save_record(target, remaining.without(layers=folders))
+        kept = remaining.without(layers=folders)
+        save_record(target, kept)
         for folder in folders:
             discard(target / folder)
+        prune_files(target, (layer.token for layer in kept.layers.values()))
     return tuple(app.install_target for app in chosen)
 
 
@@ -57,12 +62,21 @@ def unused_layers(target: Path) -> tuple[str, ...]:
     candidates.update(
         entry.name
         for entry in target.iterdir()
-        if not entry.name.startswith(".")
-        and entry.is_dir()
-        and not entry.is_symlink()
-        and (entry / layout.LAYER_METADATA).is_file()
+        if is_layer_path(entry) and (entry / layout.LAYER_METADATA).is_file()
     )
     return tuple(sorted(candidates - in_use))
+
+
+def _check_in_use(target: Path, record: DeploymentRecord) -> None:
+    for name in sorted(record.layers_in_use()):
+        known = record.layers.get(name)
+        if known is None or not known.token or not (target / name).exists():
+            continue  # adopted from an export, or already missing: nothing else uses it
+        if marker_token(target / name) != known.token:
+            raise DeployError(
+                f"{target}: {name} is not the folder the record names (a deploy was"
+                " interrupted); deploy again before collecting unused layers"
+            )
 
 
 def gc(
@@ -71,11 +85,15 @@ def gc(
     """Remove the layer folders no deployed app uses; returns their names."""
     target = Path(os.path.abspath(target))
     if dry_run:
+        _check_in_use(target, load_record(target, required=True))
         return unused_layers(target)
     with target_lock(target, report):
         recover_leftovers(target, report)
+        _check_in_use(target, load_record(target, required=True))
         unused = unused_layers(target)
-        save_record(target, load_record(target).without(layers=unused))
+        kept = load_record(target).without(layers=unused)
+        save_record(target, kept)
         for name in unused:
             discard(target / name)
+        prune_files(target, (layer.token for layer in kept.layers.values()))
     return unused

@@ -3,28 +3,23 @@
 postinstall.py can compile a layer itself, but that serialises compiling with unpacking.
 Here each layer starts compiling as soon as it is in place, so on a multi-core host the
 CPU-bound compile of the runtime's library overlaps with unpacking the layers above it.
-Bytecode is only a cache: a deploy interrupted while compiling leaves every layer working.
+Bytecode is only a cache: a deploy interrupted while compiling leaves every layer working
+(the next deploy unpacks such a layer again, so that its file record covers the bytecode).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from venvlayers._proc import spawn
 from venvlayers.contract.layer_metadata import read_layer_metadata, resolve_inside
-from venvlayers.contract.postinstall import NO_COMPILE_ENV
 
 # Test suites shipped inside packages (scipy, scikit-learn, the stdlib's own) are a third
 # of the source and almost never imported by an app, nor are the stdlib's IDE, demos and
 # 2to3; they compile on first use, if ever.
 _SKIP = r"[/\\](tests?|testing|idlelib|turtledemo|lib2to3|ensurepip)[/\\]"
-
-
-def compile_disabled() -> bool:
-    return os.environ.get(NO_COMPILE_ENV, "") not in ("", "0")
 
 
 class BackgroundCompiler:
@@ -38,7 +33,7 @@ class BackgroundCompiler:
         on_done: Callable[[str, int, int], None] | None = None,
     ) -> None:
         self.target = target
-        self.enabled = enabled and not compile_disabled()
+        self.enabled = enabled
         # Told (layer, finished, started) as each layer finishes, for a progress display.
         self._on_done = on_done
         self._running: list[tuple[str, subprocess.Popen[bytes]]] = []

@@ -1,18 +1,29 @@
-"""Compare deployed layers with the per-file manifest each one carries."""
+"""Compare deployed layers with what deploy recorded about them, outside the layers.
+
+Nothing inside a layer is trusted to describe it: the file records under
+``DIR/.venvlayers/layers/`` (see deploy/files.py) say what every path held once the
+archive was unpacked, postinstall.py ran and byte-compiling finished. Every path in the
+folder is compared, modes included, bytecode and empty folders too.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from venvlayers import layout
-from venvlayers.contract.manifest import verify_against_manifest
+from venvlayers.deploy.files import (
+    COMPILE_PENDING,
+    Entry,
+    Seen,
+    hash_file,
+    load_files,
+    marker_token,
+    walk,
+)
 from venvlayers.deploy.record import DeployedApp, DeploymentRecord, load_record
-from venvlayers.errors import PublishError
 
 
 @dataclass(frozen=True)
@@ -64,9 +75,9 @@ class VerifyReport:
     def render(self) -> str:
         drifted = sum(not layer.ok for layer in self.layers)
         summary = (
-            f"{len(self.layers)} layers match their manifests"
+            f"{len(self.layers)} layers match their deployment record"
             if drifted == 0
-            else f"{drifted} of {len(self.layers)} layers differ from their manifests"
+            else f"{drifted} of {len(self.layers)} layers differ from their deployment record"
         )
         return "\n".join([*(layer.render() for layer in self.layers), summary])
 
@@ -88,14 +99,14 @@ class VerifyReport:
 
 
 def verify(target: Path, apps: Sequence[str] = ()) -> VerifyReport:
-    """Check the layers of the apps named (all deployed apps by default) against manifests.
+    """Check the layers of the apps named (all deployed apps by default) against the record.
 
     A name may also be a runtime or framework layer, to check only that layer.
     """
     target = Path(os.path.abspath(target))
     record = load_record(target, required=True)
     layers = _layers_to_check(record, apps, target)
-    return VerifyReport(target, tuple(_verify_layer(target, name) for name in layers))
+    return VerifyReport(target, tuple(_verify_layer(target, record, name) for name in layers))
 
 
 def _layers_to_check(record: DeploymentRecord, names: Sequence[str], target: Path) -> list[str]:
@@ -114,35 +125,53 @@ def _layers_to_check(record: DeploymentRecord, names: Sequence[str], target: Pat
     return list(ordered)
 
 
-def _verify_layer(target: Path, name: str) -> LayerDrift:
+def _verify_layer(target: Path, record: DeploymentRecord, name: str) -> LayerDrift:
     layer_dir = target / name
     if not layer_dir.is_dir():
         return LayerDrift(name, problem="layer folder missing; deploy again")
+    known = record.layers.get(name)
+    if known is None or not known.token:
+        return LayerDrift(
+            name, problem="no file record (not unpacked by this deploy); deploy it again"
+        )
+    if marker_token(layer_dir) != known.token:
+        return LayerDrift(
+            name,
+            problem="not the folder the record names (a deploy was interrupted, or the"
+            " folder was replaced); deploy again",
+        )
     try:
-        manifest = json.loads((layer_dir / layout.LAYER_MANIFEST).read_text(encoding="utf-8"))
-        if not isinstance(manifest, dict):
-            raise ValueError("not a JSON object")
-        drift = verify_against_manifest(layer_dir, manifest, ignore=_postinstall_outputs(layer_dir))
-    except FileNotFoundError:
-        return LayerDrift(name, problem=f"{layout.LAYER_MANIFEST} missing; cannot compare")
-    except (ValueError, PublishError) as exc:
-        return LayerDrift(name, problem=f"{layout.LAYER_MANIFEST} unusable ({exc})")
-    return LayerDrift(name, drift.changed, drift.missing, drift.unexpected)
-
-
-def _postinstall_outputs(layer_dir: Path) -> frozenset[str]:
-    """Files postinstall.py writes in a layered env besides those in the archive.
-
-    A runtime's own interpreter is a real file from its archive, so it stays compared.
-    """
+        files = load_files(target, name, known.token)
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        return LayerDrift(name, problem=f"its file record is unusable ({exc}); deploy again")
+    if files is None:
+        return LayerDrift(name, problem="its file record is missing; deploy again")
+    if files.compile == COMPILE_PENDING:
+        return LayerDrift(
+            name, problem="byte-compiling did not finish (deploy interrupted?); deploy again"
+        )
     try:
-        meta = json.loads((layer_dir / layout.LAYER_METADATA).read_text(encoding="utf-8"))
-        python, base_python = str(meta["python"]), str(meta["base_python"])
-        feature = ".".join(str(meta["py_version"]).split(".")[:2])
-    except (OSError, ValueError, KeyError, TypeError):
-        return frozenset()
-    if python == base_python:
-        return frozenset()
-    bin_dir = python.rpartition("/")[0]
-    links = {python, *(f"{bin_dir}/{alias}" for alias in ("python3", f"python{feature}"))}
-    return frozenset({*links, *layout.BUILD_ONLY_FILES})
+        found = walk(layer_dir)
+    except OSError as exc:
+        return LayerDrift(name, problem=f"cannot be read ({exc.strerror}); deploy again")
+    expected = files.expected()
+    changed = sorted(
+        path or "."
+        for path, entry in expected.items()
+        if path in found and not _matches(layer_dir, path, found[path], entry)
+    )
+    missing = sorted(path for path in expected if path not in found)
+    unexpected = sorted(path for path in found if path not in expected)
+    return LayerDrift(name, tuple(changed), tuple(missing), tuple(unexpected))
+
+
+def _matches(layer_dir: Path, path: str, seen: Seen, entry: Entry) -> bool:
+    if seen.kind != entry.kind:
+        return False
+    if entry.kind == "l":
+        return seen.link == entry.link
+    if seen.mode != entry.mode:
+        return False
+    if entry.kind == "d":
+        return True
+    return seen.key[1] == entry.size and hash_file(os.path.join(layer_dir, path)) == entry.sha256

@@ -28,13 +28,14 @@ import tarfile
 import zipfile
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
 import zstandard
 
+from venvlayers.deploy.files import MARKER, Entry, StatKey, stat_key
 from venvlayers.deploy.members import (
     Member,
     MemberKind,
@@ -154,12 +155,16 @@ class _LayerWriter:
 
     Symlinks are made last, so nothing is ever written through one; files are created
     exclusively and without following a link, a second line behind the member checks.
+    Every file is hashed as it is written: what was unpacked is described (``entries``,
+    and the stat keys that show a later change without reading) at no extra read.
     """
 
     def __init__(self, dest: Path) -> None:
         self._dest = os.fspath(dest)
         self._folders = {""}
         self._symlinks: list[tuple[str, str]] = []
+        self.entries: dict[str, Entry] = {}
+        self.keys: dict[str, StatKey] = {}
 
     def _path(self, relative: str) -> str:
         return os.path.join(self._dest, relative)
@@ -168,20 +173,26 @@ class _LayerWriter:
         parent = posixpath.dirname(relative)
         if parent in self._folders:
             return
-        os.makedirs(self._path(parent), exist_ok=True)
+        missing = []
         while parent not in self._folders:
-            self._folders.add(parent)
+            missing.append(parent)
             parent = posixpath.dirname(parent)
+        for folder in reversed(missing):
+            self._make_folder(folder)
+
+    def _make_folder(self, relative: str) -> None:
+        path = self._path(relative)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path)
+        # Neither the umask nor the archive decides a folder's mode: every user runs the layer.
+        os.chmod(path, 0o755, follow_symlinks=False)
+        self._folders.add(relative)
 
     def folder(self, relative: str) -> None:
         if relative in self._folders:
             return
         self._parent(relative)
-        path = self._path(relative)
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(path)
-        os.chmod(path, 0o755)
-        self._folders.add(relative)
+        self._make_folder(relative)
 
     def file(
         self,
@@ -196,8 +207,10 @@ class _LayerWriter:
         mode = 0o755 if executable else 0o644
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(self._path(relative), flags, mode)
+        digest = hashlib.sha256()
         with open(fd, "wb", buffering=0, closefd=True) as out:
             for chunk in _bounded_chunks(member, chunks):
+                digest.update(chunk)
                 view = memoryview(chunk)
                 while view:
                     view = view[out.write(view) or 0 :]
@@ -205,10 +218,15 @@ class _LayerWriter:
             os.fchmod(fd, mode)
             if mtime is not None:
                 os.utime(fd, (mtime, mtime))
+            info = os.fstat(fd)
+        self.entries[relative] = Entry("f", mode, member.size, digest.hexdigest())
+        self.keys[relative] = stat_key(info)
 
     def hard_link(self, relative: str, target: str) -> None:
         self._parent(relative)
         os.link(self._path(target), self._path(relative), follow_symlinks=False)
+        self.entries[relative] = self.entries[target]
+        self.keys[relative] = self.keys[target]
 
     def symlink(self, relative: str, link: str) -> None:
         self._symlinks.append((relative, link))
@@ -216,7 +234,23 @@ class _LayerWriter:
     def finish(self) -> None:
         for relative, link in self._symlinks:
             self._parent(relative)
-            os.symlink(link, self._path(relative))
+            path = self._path(relative)
+            os.symlink(link, path)
+            self.entries[relative] = Entry("l", link=link)
+            self.keys[relative] = stat_key(os.lstat(path))
+        for relative in self._folders:
+            info = os.lstat(self._path(relative))
+            self.entries[relative] = Entry("d", stat.S_IMODE(info.st_mode))
+            self.keys[relative] = stat_key(info)
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    """What an archive put into a folder: entries by layer-relative path (``""``: the
+    folder itself), and their stat keys just after unpacking."""
+
+    entries: dict[str, Entry]
+    keys: dict[str, StatKey]
 
 
 class ArchiveFormat(ABC):
@@ -230,8 +264,11 @@ class ArchiveFormat(ABC):
         """
 
     @abstractmethod
-    def extract(self, file: IO[bytes], size: int, scan: _Scan, dest: Path, top: str) -> str:
-        """Unpack the scanned members of the folder ``top`` into ``dest``; the file's sha256."""
+    def extract(
+        self, file: IO[bytes], size: int, scan: _Scan, writer: _LayerWriter, top: str
+    ) -> str:
+        """Unpack the scanned members of the folder ``top`` through ``writer``; the file's
+        sha256."""
 
 
 def _tar_member(info: tarfile.TarInfo) -> Member:
@@ -297,9 +334,10 @@ class TarFormat(ArchiveFormat):
             raise ArchiveRefused(f"cannot be read as {self.suffix} ({exc})") from None
         return _Scan(members, reader.drain(), expanded)
 
-    def extract(self, file: IO[bytes], size: int, scan: _Scan, dest: Path, top: str) -> str:
+    def extract(
+        self, file: IO[bytes], size: int, scan: _Scan, writer: _LayerWriter, top: str
+    ) -> str:
         reader = _HashingReader(file, size)
-        writer = _LayerWriter(dest)
         planned = iter(scan.members)
         try:
             # The same bytes read the same way come to what the scan read; tarfile reads in
@@ -466,11 +504,12 @@ class ZipFormat(ArchiveFormat):
             raise ArchiveRefused(f"cannot be read as zip ({exc})") from None
         return _Scan(members, digest, sum(info.file_size for info in infos))
 
-    def extract(self, file: IO[bytes], size: int, scan: _Scan, dest: Path, top: str) -> str:
+    def extract(
+        self, file: IO[bytes], size: int, scan: _Scan, writer: _LayerWriter, top: str
+    ) -> str:
         members, infos, digest = self._read(file, size, scan.expanded)
         if members != scan.members:
             raise ArchiveRefused(_CHANGED)
-        writer = _LayerWriter(dest)
         try:
             for member, info in zip(members, infos, strict=True):
                 relative = layer_relative(member.name, top)
@@ -597,19 +636,22 @@ class CheckedArchive:
     _format: ArchiveFormat
     _scan: _Scan
 
-    def extract(self, dest: Path, *, on_read: Callable[[int], None] | None = None) -> None:
+    def extract(self, dest: Path, *, on_read: Callable[[int], None] | None = None) -> Unpacked:
         """Unpack the layer folder's contents into the existing, empty folder ``dest``.
 
         ``on_read`` is told each count of archive bytes read, for a progress display.
+        Returns what was written, each file hashed on the way.
         """
         self._file.seek(0)
         file = (
             self._file if on_read is None else cast(IO[bytes], _CountingReader(self._file, on_read))
         )
-        if self._format.extract(file, self._size, self._scan, dest, self.top) != (
+        writer = _LayerWriter(dest)
+        if self._format.extract(file, self._size, self._scan, writer, self.top) != (
             self._scan.sha256
         ):
             raise ArchiveRefused(_CHANGED)
+        return Unpacked(writer.entries, writer.keys)
 
     def close(self) -> None:
         self._file.close()
@@ -623,11 +665,13 @@ def check_archive(
     top: str,
     root: Path | None,
     space: int,
+    lower: Collection[str] = (),
 ) -> CheckedArchive:
     """Open ``archive`` and check it against its published size and hash and every member.
 
     ``root`` is the published folder the archive must lie in (None: anywhere); ``space``
-    the bytes it may expand to. Raises :class:`ArchiveRefused`; the caller closes the result.
+    the bytes it may expand to; ``lower`` the layers deployed beside it that its links may
+    lead into. Raises :class:`ArchiveRefused`; the caller closes the result.
     """
     fmt = format_for(archive)
     file, actual_size = _open_regular(archive, root)
@@ -645,7 +689,10 @@ def check_archive(
         if scan.sha256 != sha256:
             raise _HashMismatch
         try:
-            count = check_members(scan.members, top)
+            count = check_members(scan.members, top, lower)
+            for member in scan.members:
+                if layer_relative(member.name, top) == MARKER:
+                    raise UnsafeMember(member.name, "has a name venvlayers reserves for itself")
         except UnsafeMember as exc:
             raise ArchiveRefused(str(exc)) from None
         if count == 0:
@@ -665,7 +712,7 @@ def inspect_archive(archive: Path, *, size: int, sha256: str, top: str) -> int:
     return checked.count
 
 
-def extract_archive(archive: Path, dest: Path, *, sha256: str, top: str) -> None:
+def extract_archive(archive: Path, dest: Path, *, sha256: str, top: str) -> Unpacked:
     """Check and unpack the layer folder ``top`` of ``archive`` into the existing ``dest``."""
     try:
         checked = check_archive(
@@ -680,6 +727,6 @@ def extract_archive(archive: Path, dest: Path, *, sha256: str, top: str) -> None
         # ``sha256`` is what the file had when it was inspected.
         raise ArchiveRefused(_CHANGED) from None
     try:
-        checked.extract(dest)
+        return checked.extract(dest)
     finally:
         checked.close()

@@ -5,10 +5,15 @@ Order of work, chosen so that a refusal changes nothing and a kill changes nothi
 1. every archive that needs unpacking is checked (size, sha256, every member) first;
 2. each layer, runtime first, is unpacked into a hidden sibling of its final folder, so the
    relative paths in its metadata (``../cpython@3.11/bin/python3.11``) already resolve;
-   its postinstall.py runs there, then the folder moves into place;
-3. the deployment record is written last.
+   every file is hashed as it is written, a marker with a new token goes into the folder,
+   its postinstall.py runs there, what that changed is hashed, the layer's file record is
+   written under ``.venvlayers/layers/``, then the folder moves into place;
+3. the deployment record, naming each layer's token, is written once all are in place;
+4. each layer byte-compiles in the background from the moment it is in place (see
+   compile.py); what compiling wrote is added to the layer's file record at the end.
 
-Each layer starts byte-compiling in the background once it is in place (see compile.py).
+A layer counts as in place only if the record names the published archive *and* the
+folder carries the recorded token: after a kill, the folders are checked, not the record.
 """
 
 from __future__ import annotations
@@ -17,16 +22,36 @@ import os
 import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from venvlayers.contract import LayerPublication
 from venvlayers.contract.postinstall import run_postinstall
-from venvlayers.deploy import _faults
 from venvlayers.deploy.compile import BackgroundCompiler
 from venvlayers.deploy.dirlock import target_lock
-from venvlayers.deploy.extract import ArchiveRefused, CheckedArchive, check_archive, free_space
-from venvlayers.deploy.places import discard, move_into_place, new_partial, recover_leftovers
+from venvlayers.deploy.extract import (
+    ArchiveRefused,
+    CheckedArchive,
+    Unpacked,
+    check_archive,
+    free_space,
+)
+from venvlayers.deploy.files import (
+    COMPILE_DONE,
+    COMPILE_OFF,
+    COMPILE_PENDING,
+    LayerFiles,
+    StatKey,
+    changes,
+    load_files,
+    marker_token,
+    new_token,
+    prune_files,
+    save_files,
+    walk,
+    write_marker,
+)
+from venvlayers.deploy.places import Placer, discard, new_partial, recover_leftovers
 from venvlayers.deploy.plan import DeployPlan, archive_of, plan_deploy
 from venvlayers.deploy.progress import DeployProgress
 from venvlayers.deploy.record import (
@@ -36,6 +61,7 @@ from venvlayers.deploy.record import (
     load_record,
     save_record,
 )
+from venvlayers.deploy.steps import StepHook, no_hook
 from venvlayers.errors import DeployError, ToolError
 
 
@@ -54,13 +80,15 @@ def deploy(
     compile_bytecode: bool = True,
     report: Callable[[str], None] = lambda _m: None,
     progress: DeployProgress | None = None,
+    step_hook: StepHook | None = None,
 ) -> DeployResult:
     """Deploy the apps named (all by default) from the published output ``source``.
 
-    New layers are byte-compiled last, in one pass, unless ``compile_bytecode`` is false
-    or ``VENVLAYERS_NO_COMPILE=1`` is set. ``progress`` is told bytes unpacked and layers
-    compiled (see deploy/progress.py).
+    New layers are byte-compiled in the background unless ``compile_bytecode`` is false.
+    ``progress`` is told bytes unpacked and layers compiled (see deploy/progress.py);
+    ``step_hook`` is called at each step (see deploy/steps.py), for tests.
     """
+    hook = step_hook or no_hook
     plan = plan_deploy(source, apps)
     target = Path(os.path.abspath(target))
     # Each archive stays open from its check to its unpacking: what was checked is what is
@@ -78,12 +106,13 @@ def deploy(
             compiler = BackgroundCompiler(
                 target, enabled=compile_bytecode, on_done=progress.compiled if progress else None
             )
+            work = _Work(target, compiler, report, progress, hook)
             try:
-                _unpack_in_order(pending, checked, target, compiler, report, progress)
+                _unpack_in_order(plan, pending, checked, work)
             except BaseException:
                 compiler.stop()
                 raise
-            _finish(plan, pending, record, target, compiler, report)
+            _finish(plan, pending, record, work)
     finally:
         for archive in checked.values():
             archive.close()
@@ -95,24 +124,60 @@ def deploy(
     )
 
 
+@dataclass
+class _Work:
+    """What the steps of one deploy share, and what they learn about each new layer."""
+
+    target: Path
+    compiler: BackgroundCompiler
+    report: Callable[[str], None]
+    progress: DeployProgress | None
+    hook: StepHook
+    # Per new layer: its file record, and the stat keys of its paths once post-installed.
+    files: dict[str, LayerFiles] = field(default_factory=dict)
+    keys: dict[str, dict[str, StatKey]] = field(default_factory=dict)
+
+
 def _finish(
     plan: DeployPlan,
     pending: Sequence[LayerPublication],
     record: DeploymentRecord,
-    target: Path,
-    compiler: BackgroundCompiler,
-    report: Callable[[str], None],
+    work: _Work,
 ) -> None:
-    """Write the record once every layer is in place, then wait for byte-compiling."""
-    _faults.die_if_requested("record")
-    record = record.with_layers(_deployed_layer(layer) for layer in pending)
+    """Write the record once every layer is in place, wait for byte-compiling, then add
+    what it wrote to each layer's file record."""
+    target = work.target
+    work.hook("record", "")
+    record = record.with_layers(_deployed_layer(layer, work.files) for layer in pending)
     record = record.with_apps(
         DeployedApp(app.layer_name, app.install_target, plan.app_layers(app)) for app in plan.apps
     )
     save_record(target, record)
-    if pending and compiler.enabled:
-        report(f"byte-compiling {len(pending)} new layers")
-    compiler.wait()
+    prune_files(target, (layer.token for layer in record.layers.values()))
+    if pending and work.compiler.enabled:
+        work.report(f"byte-compiling {len(pending)} new layers")
+    work.hook("compile", "")
+    work.compiler.wait()
+    if not work.compiler.enabled:
+        return
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        list(pool.map(lambda layer: _record_compiled(work, layer.install_target), pending))
+
+
+def _record_compiled(work: _Work, name: str) -> None:
+    """Add what byte-compiling wrote to the layer's file record (hashed: it is read once,
+    from the page cache, just after it was written)."""
+    layer_dir = work.target / name
+    added = changes(layer_dir, work.keys[name], walk(layer_dir))
+    files = work.files[name]
+    compiled = {path: entry for path, entry in added.items() if entry is not None}
+    postinstall = {**files.postinstall}
+    for path in [path for path, entry in added.items() if entry is None]:
+        postinstall[path] = None
+    save_files(
+        work.target,
+        replace(files, compiled=compiled, postinstall=postinstall, compile=COMPILE_DONE),
+    )
 
 
 def _pending(plan: DeployPlan, target: Path, record: DeploymentRecord) -> list[LayerPublication]:
@@ -121,11 +186,16 @@ def _pending(plan: DeployPlan, target: Path, record: DeploymentRecord) -> list[L
     def in_place(layer: LayerPublication) -> bool:
         known = record.layers.get(layer.install_target)
         sha256 = archive_of(layer).archive_hashes["sha256"]
-        return (
-            known is not None
-            and known.sha256 == sha256
-            and (target / layer.install_target).is_dir()
-        )
+        if known is None or known.sha256 != sha256 or not known.token:
+            return False
+        if marker_token(target / layer.install_target) != known.token:
+            return False  # another deploy's folder (killed before its record), or none
+        try:
+            files = load_files(target, layer.install_target, known.token)
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return False
+        # A deploy killed while compiling: the layer is unpacked again, not half-trusted.
+        return files is not None and files.compile != COMPILE_PENDING
 
     return [layer for layer in plan.layers if not in_place(layer)]
 
@@ -174,31 +244,32 @@ def _check_archive(plan: DeployPlan, layer: LayerPublication, space: int) -> Che
             top=layer.install_target,
             root=plan.root,
             space=space,
+            lower=(layer.runtime_layer, *layer.required_layers),
         )
     except ArchiveRefused as exc:
         return f"{plan.archive_path(layer)}: refused, {exc}"
 
 
 def _unpack_in_order(
+    plan: DeployPlan,
     pending: Sequence[LayerPublication],
     checked: dict[str, CheckedArchive],
-    target: Path,
-    compiler: BackgroundCompiler,
-    report: Callable[[str], None],
-    progress: DeployProgress | None = None,
+    work: _Work,
 ) -> None:
     """Unpack every pending layer, then ready and place each one, runtime first.
 
     Unpacking does not depend on the layers beneath, so archives are unpacked side by
-    side (decompressing and writing files free the GIL) while the layers beneath are made
-    ready; a layer's postinstall.py runs only once every layer beneath it is in place.
-    Every archive was checked whole before this starts, so an archive is refused here only
-    if its file changed in place since; the layers this deploy added are then taken out
-    again, as the partial folders are.
+    side (decompressing, hashing and writing files free the GIL) while the layers beneath
+    are made ready; a layer's postinstall.py runs only once every layer beneath it is in
+    place. Every archive was checked whole before this starts, so an archive is refused
+    here only if its file changed in place since; the layers this deploy added are then
+    taken out again, as the partial folders are.
     """
+    target = work.target
     partials = {
         layer.install_target: new_partial(target, layer.install_target) for layer in pending
     }
+    placer = Placer(target, work.hook)
     added: list[Path] = []
     try:
         with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
@@ -207,30 +278,52 @@ def _unpack_in_order(
                     _unpack,
                     checked[layer.install_target],
                     partials[layer.install_target],
-                    report,
-                    _on_read(progress, layer),
+                    work.report,
+                    _on_read(work.progress, layer),
                 )
                 for layer in pending
             }
             for layer in pending:
                 name = layer.install_target
                 try:
-                    unpacked[name].result()
+                    contents = unpacked[name].result()
                 except _Refused:
                     for folder in reversed(added):
                         discard(folder)
                     raise
-                _faults.die_if_requested("extract", name)
-                _postinstall(partials[name], name, target, report)
-                _faults.die_if_requested("postinstall", name)
+                work.hook("extract", name)
+                _make_ready(layer, partials[name], contents, work)
+                work.hook("postinstall", name)
                 final = target / name
-                if not final.exists():
+                if not final.exists() and not final.is_symlink():
                     added.append(final)
-                move_into_place(partials.pop(name), final)
-                compiler.start(name)
+                placer.move_into_place(partials.pop(name), final)
+                work.compiler.start(name)
     finally:
         for partial in partials.values():
             shutil.rmtree(partial, ignore_errors=True)
+
+
+def _make_ready(layer: LayerPublication, partial: Path, contents: Unpacked, work: _Work) -> None:
+    """Mark the unpacked folder, run its postinstall.py, record what the folder holds."""
+    name = layer.install_target
+    token = new_token()
+    sha256 = archive_of(layer).archive_hashes["sha256"]
+    write_marker(partial, name, sha256, token)
+    _postinstall(partial, name, work.target, work.report)
+    now = walk(partial)
+    files = LayerFiles(
+        install_target=name,
+        token=token,
+        sha256=sha256,
+        archive=contents.entries,
+        postinstall=changes(partial, contents.keys, now),
+        compile=COMPILE_PENDING if work.compiler.enabled else COMPILE_OFF,
+    )
+    # Written before the folder moves in: a folder in place always has its record.
+    save_files(work.target, files)
+    work.files[name] = files
+    work.keys[name] = {path: seen.key for path, seen in now.items()}
 
 
 def _on_read(
@@ -250,10 +343,10 @@ def _unpack(
     partial: Path,
     report: Callable[[str], None],
     on_read: Callable[[int], None] | None = None,
-) -> None:
+) -> Unpacked:
     report(f"{checked.top}: unpacking")
     try:
-        checked.extract(partial, on_read=on_read)
+        return checked.extract(partial, on_read=on_read)
     except ArchiveRefused as exc:
         raise _Refused(f"{checked.path}: refused, {exc}; deploy stopped") from None
     finally:
@@ -270,11 +363,12 @@ def _postinstall(layer_dir: Path, name: str, target: Path, report: Callable[[str
         raise DeployError(f"{exc}; deploy stopped") from None
 
 
-def _deployed_layer(layer: LayerPublication) -> DeployedLayer:
+def _deployed_layer(layer: LayerPublication, files: dict[str, LayerFiles]) -> DeployedLayer:
     return DeployedLayer(
         install_target=layer.install_target,
         layer_name=layer.layer_name,
         kind=layer.kind,
         lock_version=layer.lock_version,
         sha256=archive_of(layer).archive_hashes["sha256"],
+        token=files[layer.install_target].token,
     )

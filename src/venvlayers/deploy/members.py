@@ -75,22 +75,32 @@ class _LinkLoops(Exception):
 
 
 def _resolve(
-    symlinks: dict[str, str], folder: list[str], text: str, followed: int = 0
-) -> tuple[list[str], int]:
+    symlinks: dict[str, str],
+    folder: list[str],
+    text: str,
+    lower: frozenset[str],
+    followed: int = 0,
+) -> tuple[list[str], int, bool]:
     """Follow ``text`` from the layer path ``folder`` as the file system will.
 
     Only the archive's own symlinks exist in a freshly unpacked layer, so resolving against
     them is exact. ``..`` after a link climbs from where the link led, not from where it
     sits, which is why a lexical ``normpath`` of the link text is not enough. Returns where
-    the walk ends and how many links it followed; raises :class:`_LinkLeaves` as soon as it
-    climbs above the layer folder.
+    the walk ends, how many links it followed, and whether it ended in a lower layer.
+
+    Climbing above the layer folder raises :class:`_LinkLeaves`, unless the next name is
+    one of the ``lower`` layers (deployed beside this one; venvstacks links a venv's
+    ``bin/python_`` to ``../../<runtime>/bin/python``) and nothing after it climbs again:
+    that layer was checked when it was deployed, so the walk stops there.
     """
     parts = list(folder)
-    for part in text.split("/"):
-        if part in ("", "."):
-            continue
+    names = [part for part in text.split("/") if part not in ("", ".")]
+    for index, part in enumerate(names):
         if part == "..":
             if not parts:
+                rest = names[index + 1 :]
+                if rest and rest[0] in lower and ".." not in rest:
+                    return rest, followed, True
                 raise _LinkLeaves
             parts.pop()
             continue
@@ -99,18 +109,24 @@ def _resolve(
         if target is not None:
             if followed >= _MAX_LINKS_FOLLOWED:
                 raise _LinkLoops
-            parts, followed = _resolve(symlinks, parts[:-1], target, followed + 1)
-    return parts, followed
+            parts, followed, outside = _resolve(symlinks, parts[:-1], target, lower, followed + 1)
+            if outside:
+                if ".." in names[index + 1 :]:
+                    raise _LinkLeaves
+                return [*parts, *names[index + 1 :]], followed, True
+    return parts, followed, False
 
 
-def check_members(members: Iterable[Member], top: str) -> int:
+def check_members(members: Iterable[Member], top: str, lower: Iterable[str] = ()) -> int:
     """Refuse (raise :class:`UnsafeMember`) anything but one safe layer folder; returns the count.
 
     Every member lands at its own name inside the layer: no name passes through a symlink,
     file or hard link member (writing through a link is how a harmless-looking name lands
     outside the folder), every symlink resolves inside the layer even through other links,
-    and a hard link names a regular file that comes before it in the archive.
+    and a hard link names a regular file that comes before it in the archive. A symlink
+    may lead into one of the ``lower`` layers, the folders beside this one it is built on.
     """
+    beside = frozenset(lower) - {top}
     seen: dict[str, Member] = {}
     symlinks: dict[str, str] = {}
     for member in members:
@@ -145,7 +161,7 @@ def check_members(members: Iterable[Member], top: str) -> int:
     for relative, link in symlinks.items():
         name = seen[relative].name
         try:
-            _resolve(symlinks, relative.split("/")[:-1], link)
+            _resolve(symlinks, relative.split("/")[:-1], link, beside)
         except _LinkLeaves:
             raise UnsafeMember(name, f"is a link leaving its layer ({link!r})") from None
         except _LinkLoops:

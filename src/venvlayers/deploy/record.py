@@ -1,8 +1,11 @@
 """The deployment record ``DIR/.venvlayers/deployment.json``: which apps use which layers.
 
-It is written atomically and last, so it only ever names layers that are fully in place.
-Apps are keyed by their layer name (``app-classify``): deploying a new version of an app
-replaces its entry, and the old version's folder is left for :func:`venvlayers.deploy.cleanup`.
+It is written atomically once every layer of a deploy is in place. Each layer names the
+token of the folder it was recorded with (see deploy/files.py): a folder that a killed
+deploy moved in afterwards carries another token, so the record is never taken at its word
+about a folder. Apps are keyed by their layer name (``app-classify``): deploying a new
+version of an app replaces its entry, and the old version's folder is left for
+:func:`venvlayers.deploy.cleanup`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from venvlayers.errors import DeployError
 STATE_DIR = ".venvlayers"
 RECORD_FILE = f"{STATE_DIR}/deployment.json"
 RECORD_FORMAT = "venvlayers-deployment"
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+# Records of earlier versions still load: their layers have no token, so the next deploy
+# unpacks them again and verify asks for that.
+_READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,9 @@ class DeployedLayer:
     lock_version: int
     # sha256 (hex) of the archive the folder was unpacked from.
     sha256: str
+    # The token in the folder's marker and in the name of its file record; "" when the
+    # folder has neither (adopted from a local export, or an older record).
+    token: str = ""
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,7 @@ class DeploymentRecord:
                     "kind": layer.kind.value,
                     "lock_version": layer.lock_version,
                     "sha256": layer.sha256,
+                    "token": layer.token,
                 }
                 for key, layer in sorted(self.layers.items())
             },
@@ -119,7 +129,7 @@ class DeploymentRecord:
 
     @classmethod
     def from_json(cls, data: Any) -> DeploymentRecord:
-        if data.get("format") != RECORD_FORMAT or data.get("version") != RECORD_VERSION:
+        if data.get("format") != RECORD_FORMAT or data.get("version") not in _READABLE_VERSIONS:
             raise ValueError(f"unknown format {data.get('format')!r} {data.get('version')!r}")
         layers = {
             key: DeployedLayer(
@@ -128,6 +138,7 @@ class DeploymentRecord:
                 kind=LayerKind(entry["kind"]),
                 lock_version=int(entry["lock_version"]),
                 sha256=str(entry["sha256"]),
+                token=str(entry.get("token", "")),
             )
             for key, entry in data["layers"].items()
         }
