@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "venvlayers"
 # or discover the host's interpreters: they read variables that are not venvlayers settings.
 PASS_THROUGH = {
     "environment.py", "_uv.py", "_injected/postinstall.py", "runtime/discovery.py",
-    "runtime/probe.py", "runtime/relocate_elf.py", "contract/postinstall.py",
+    "runtime/probe.py", "runtime/relocate_elf.py", "contract/postinstall.py", "oci/image.py",
 }  # fmt: skip
 
 

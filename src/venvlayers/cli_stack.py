@@ -201,6 +201,11 @@ def publish_options(func: Callable[..., None]) -> Callable[..., None]:
         help="Name archives <install_target>-<platform>-<archive_build>.<ext>.",
     )(func)  # fmt: skip
     func = click.option(
+        "--delta-from", type=UserPath(folder=True, exists=True), metavar="OLD",
+        help="Also write, for each layer an earlier output OLD holds, a delta archive with"
+        " only what that version lacks (see docs/deploying.md).",
+    )(func)  # fmt: skip
+    func = click.option(
         "--sign-key", type=UserPath(exists=True), metavar="KEY",
         help="Sign the stack metadata with this SSH key (a private key file, or a public key"
         " whose private half ssh-keygen reaches through the agent); see docs/supply-chain.md.",
@@ -229,12 +234,14 @@ def build_options(func: Callable[..., None]) -> Callable[..., None]:
 def publish_settings(
     stack: StackSpec, output_dir: Path | None, fmt: str, tag_outputs: bool, force: bool,
     dry_run: bool = False, frozen: bool = False, sign_key: Path | None = None,
+    delta_from: Path | None = None,
 ) -> pipeline.PublishSettings:  # fmt: skip
     from venvlayers import pipeline
 
     return pipeline.PublishSettings(
         output_dir=spec_folder(stack, output_dir, "--output-dir"), fmt=fmt,
         tag_outputs=tag_outputs, force=force, dry_run=dry_run, frozen=frozen, sign_key=sign_key,
+        delta_from=delta_from,
     )  # fmt: skip
 
 
@@ -265,7 +272,7 @@ def build(
     spec: Path, include: tuple[str, ...], allow_missing: bool, build_dir: Path | None,
     runtime_source: str | None, lock_if_needed: bool, clean: bool, frozen: bool, jobs: int,
     publish: bool, output_dir: Path | None, fmt: str, tag_outputs: bool, sign_key: Path | None,
-    force: bool, show: bool, show_only: bool,
+    delta_from: Path | None, force: bool, show: bool, show_only: bool,
 ) -> None:  # fmt: skip
     """Build the layers of SPEC from their locks into the build folder.
 
@@ -298,7 +305,8 @@ def build(
             published = pipeline.publish(
                 stack, built.build_dir,
                 publish_settings(
-                    stack, output_dir, fmt, tag_outputs, force, frozen=frozen, sign_key=sign_key
+                    stack, output_dir, fmt, tag_outputs, force, frozen=frozen, sign_key=sign_key,
+                    delta_from=delta_from,
                 ),
                 include=include, report=ui.info, progress=display.archiving if display.enabled else None,
             )  # fmt: skip
@@ -323,8 +331,8 @@ def build(
 @output_options
 def publish(
     spec: Path, include: tuple[str, ...], allow_missing: bool, output_dir: Path | None,
-    fmt: str, tag_outputs: bool, sign_key: Path | None, force: bool, build_dir: Path | None,
-    dry_run: bool, show: bool, show_only: bool,
+    fmt: str, tag_outputs: bool, sign_key: Path | None, delta_from: Path | None, force: bool,
+    build_dir: Path | None, dry_run: bool, show: bool, show_only: bool,
 ) -> None:  # fmt: skip
     """Write one reproducible archive per built layer of SPEC, plus the stack metadata.
 
@@ -341,8 +349,9 @@ def publish(
     if _shown(stack, include, show, show_only, lambda _n, _v: ("publish",)):
         return
     settings = publish_settings(
-        stack, output_dir, fmt, tag_outputs, force, dry_run, sign_key=sign_key
-    )
+        stack, output_dir, fmt, tag_outputs, force, dry_run, sign_key=sign_key,
+        delta_from=delta_from,
+    )  # fmt: skip
     build_dir = spec_folder(stack, build_dir, "--build-dir") or default_build_dir(stack)
     started = time.monotonic()
     with live("publishing") as display:
@@ -426,8 +435,8 @@ def local_export(
 def up(
     spec: Path, target: Path, build_dir: Path | None, runtime_source: str | None,
     lock_if_needed: bool, clean: bool, output_dir: Path | None, fmt: str, tag_outputs: bool,
-    sign_key: Path | None, force: bool, run_apps: tuple[str, ...], no_run: bool,
-    run_timeout: float,
+    sign_key: Path | None, delta_from: Path | None, force: bool, run_apps: tuple[str, ...],
+    no_run: bool, run_timeout: float,
 ) -> None:  # fmt: skip
     """Lock (if needed), build, publish and deploy SPEC into --target, then smoke-run the apps.
 
@@ -451,7 +460,13 @@ def up(
                 runtime_source=runtime_source,
             ),
             publish_settings=publish_settings(
-                stack, output_dir, fmt, tag_outputs, force, sign_key=sign_key
+                stack,
+                output_dir,
+                fmt,
+                tag_outputs,
+                force,
+                sign_key=sign_key,
+                delta_from=delta_from,
             ),
             run_settings=pipeline.RunSettings(
                 apps=run_apps,

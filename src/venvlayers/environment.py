@@ -36,6 +36,8 @@ class Environment:
     macosx_deployment_target: str | None = None
     # Deploy without byte-compiling new layers (as `deploy --no-compile`).
     no_compile: bool = False
+    # Registry credentials: Docker's config file ($DOCKER_CONFIG/config.json).
+    docker_config: Path | None = None
 
     @classmethod
     def from_mapping(cls, environ: Mapping[str, str], *, home: Path) -> Environment:
@@ -49,6 +51,7 @@ class Environment:
             exclude_newer=value(EXCLUDE_NEWER),
             macosx_deployment_target=value(MACOSX_TARGET),
             no_compile=value(NO_COMPILE) not in (None, "0"),
+            docker_config=Path(value("DOCKER_CONFIG") or home / ".docker") / "config.json",
         )
 
 

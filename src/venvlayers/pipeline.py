@@ -41,6 +41,7 @@ class PublishSettings:
     dry_run: bool = False
     frozen: bool = False  # after `build --frozen`: the locks as they are
     sign_key: Path | None = None  # sign the stack metadata with this SSH key
+    delta_from: Path | None = None  # an earlier output: write delta archives from it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +104,7 @@ def publish(
         force=settings.force,
         frozen=settings.frozen,
         sign_key=settings.sign_key,
+        delta_from=settings.delta_from,
     )
     return Published(
         options.output_dir, publish_stack(stack, options, report=report, progress=progress)

@@ -13,11 +13,13 @@ from venvlayers.contract.fields import NAME_MAX, Fields, check_name, load_json
 from venvlayers.contract.kinds import LayerKind
 from venvlayers.contract.stack_metadata import (
     LAYER_METADATA_DIR,
+    MANIFESTS_DIR,
     METADATA_DIR,
     SBOM_DIR,
     STACK_METADATA,
     ArchiveFields,
     AttachedFile,
+    DeltaFields,
     LayerPublication,
     read_stack_metadata,
     stack_index,
@@ -26,12 +28,14 @@ from venvlayers.contract.stack_metadata import (
 
 __all__ = [
     "LAYER_METADATA_DIR",
+    "MANIFESTS_DIR",
     "METADATA_DIR",
     "NAME_MAX",
     "SBOM_DIR",
     "STACK_METADATA",
     "ArchiveFields",
     "AttachedFile",
+    "DeltaFields",
     "Fields",
     "LayerKind",
     "LayerPublication",

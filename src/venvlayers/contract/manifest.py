@@ -122,3 +122,8 @@ def _matches(entry: LayerEntry, record: Mapping[str, Any]) -> bool:
         and entry.executable == record.get("executable")
         and sha256_file(entry.source) == record.get("sha256")
     )
+
+
+def manifest_entries(manifest: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The entries of a manifest document, after checking its format and version."""
+    return _entries(manifest)

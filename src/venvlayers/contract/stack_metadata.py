@@ -34,6 +34,8 @@ class ArchiveFields:
 
 _ARCHIVE_KEYS = frozenset(ArchiveFields.__dataclass_fields__)
 SBOM_DIR = f"{METADATA_DIR}/sbom"
+# Extension: each layer's manifest beside the archives, for deltas and registries.
+MANIFESTS_DIR = f"{METADATA_DIR}/manifests"
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,41 @@ class AttachedFile:
 
     name: str
     sha256: str
+
+
+@dataclass(frozen=True)
+class DeltaFields:
+    """Extension: an archive holding only what ``base`` lacks, to update a target that has
+    the layer published as the archive ``base_archive_sha256``. ``manifest_sha256`` is the
+    hash of the whole new layer's manifest, which the delta carries."""
+
+    archive_name: str
+    archive_size: int
+    archive_sha256: str
+    base_install_target: str
+    base_archive_sha256: str
+    manifest_sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "archive_name": self.archive_name,
+            "archive_size": self.archive_size,
+            "archive_hashes": {"sha256": self.archive_sha256},
+            "base_install_target": self.base_install_target,
+            "base_archive_hashes": {"sha256": self.base_archive_sha256},
+            "manifest_hashes": {"sha256": self.manifest_sha256},
+        }
+
+    @classmethod
+    def from_json(cls, fields: Fields) -> DeltaFields:
+        return cls(
+            archive_name=fields.file_name("archive_name"),
+            archive_size=fields.integer("archive_size"),
+            archive_sha256=fields.object("archive_hashes").sha256("sha256"),
+            base_install_target=fields.name("base_install_target"),
+            base_archive_sha256=fields.object("base_archive_hashes").sha256("sha256"),
+            manifest_sha256=fields.object("manifest_hashes").sha256("sha256"),
+        )
 
 
 @dataclass(frozen=True)
@@ -63,6 +100,8 @@ class LayerPublication:
     archive: ArchiveFields | None = None
     # Extension: the layer's SBOM under __venvstacks__/sbom/.
     sbom: AttachedFile | None = None
+    # Extension: delta archives from earlier versions of the layer.
+    deltas: tuple[DeltaFields, ...] = ()
     # The list it is published in; read from the index, not guessed from the name.
     kind: LayerKind = field(default=LayerKind.RUNTIME, compare=False)
     # Fields of other writers (venvstacks), kept as they are.
@@ -74,12 +113,14 @@ class LayerPublication:
             {
                 key: getattr(self, key)
                 for key in LayerPublication.__dataclass_fields__
-                if key not in ("archive", "sbom", "kind", "extra")
+                if key not in ("archive", "sbom", "deltas", "kind", "extra")
             }
         )
         data["required_layers"] = list(self.required_layers)
         if self.sbom is not None:
             data["sbom"] = {"name": self.sbom.name, "sha256": self.sbom.sha256}
+        if self.deltas:
+            data["deltas"] = [delta.to_json() for delta in self.deltas]
         if self.archive is not None:
             data.update({key: getattr(self.archive, key) for key in sorted(_ARCHIVE_KEYS)})
         return data
@@ -119,6 +160,9 @@ class LayerPublication:
             app_launch_module_hash=fields.optional_text("app_launch_module_hash"),
             archive=archive,
             sbom=sbom,
+            deltas=tuple(
+                DeltaFields.from_json(delta) for delta in fields.objects("deltas", default=[])
+            ),
             kind=kind,
             extra={k: v for k, v in fields.plain().items() if k not in known},
         )
@@ -128,6 +172,9 @@ class LayerPublication:
 
     def with_sbom(self, sbom: AttachedFile | None) -> LayerPublication:
         return replace(self, sbom=sbom)
+
+    def with_deltas(self, deltas: tuple[DeltaFields, ...]) -> LayerPublication:
+        return replace(self, deltas=deltas)
 
 
 def write_stack_metadata(output_dir: Path, layers: Iterable[LayerPublication]) -> None:

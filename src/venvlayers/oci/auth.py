@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from venvlayers.environment import current as current_environment
 from venvlayers.oci.errors import OciError
 
 
@@ -28,8 +28,10 @@ class Credentials:
 
 
 def docker_config_path() -> Path:
-    folder = os.environ.get("DOCKER_CONFIG")
-    return (Path(folder) if folder else Path.home() / ".docker") / "config.json"
+    """``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``."""
+    path = current_environment().docker_config
+    assert path is not None
+    return path
 
 
 def _host_of(key: str) -> str:

@@ -54,6 +54,8 @@ class ArchiveResult:
     path: Path
     size: int
     sha256: str
+    # The layer manifest the archive carries, as written into it.
+    manifest: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,11 @@ class ArchiveRequest:
     mtime: int
     # A name from FORMATS, or a format instance with non-default settings.
     fmt: str | ArchiveFormat = DEFAULT_FORMAT
+    # A delta archive: only these files and symlinks of the layer (layer-relative paths),
+    # the whole layer's manifest given here, and more files added as they are.
+    only: frozenset[str] | None = None
+    manifest: bytes | None = None
+    extra_files: tuple[tuple[str, bytes], ...] = ()
 
 
 class ProgressFactory(Protocol):
@@ -86,9 +93,8 @@ def write_layer_archive(
     ``progress(n)`` is called with increments: ``n`` more bytes of file content consumed.
     Every member gets ``mtime`` as its modification time (see docs/archives.md).
     """
-    archive_format = resolve_format(fmt)
-    entries = scan_layer(layer_dir)
-    return _write_archive(entries, dest, root_name, archive_format, mtime, _Meter(progress))
+    request = ArchiveRequest(layer_dir=layer_dir, dest=dest, root_name=root_name, mtime=mtime)
+    return _write_archive(scan_layer(layer_dir), request, resolve_format(fmt), _Meter(progress))
 
 
 def write_layer_archives(
@@ -104,7 +110,7 @@ def write_layer_archives(
     """
     _check_distinct(requests)
     formats = [resolve_format(request.fmt) for request in requests]
-    scans = [scan_layer(request.layer_dir) for request in requests]
+    scans = [_selected(scan_layer(request.layer_dir), request.only) for request in requests]
     totals = [input_size(entries) for entries in scans]
     callbacks = [
         progress(request.root_name, total) if progress is not None else None
@@ -118,9 +124,7 @@ def write_layer_archives(
     def write(index: int) -> ArchiveResult:
         request = requests[index]
         meter = _Meter(callbacks[index], stop)
-        return _write_archive(
-            scans[index], request.dest, request.root_name, formats[index], request.mtime, meter
-        )
+        return _write_archive(scans[index], request, formats[index], meter)
 
     # Largest first: the pool finishes sooner when the long jobs start early.
     order = sorted(range(len(requests)), key=lambda index: -totals[index])
@@ -182,14 +186,31 @@ def _check_root_name(root_name: str) -> None:
         )
 
 
+def _selected(entries: list[LayerEntry], only: frozenset[str] | None) -> list[LayerEntry]:
+    """All entries, or those ``only`` names with the folders above them (a delta)."""
+    if only is None:
+        return entries
+    folders = {parent for path in only for parent in _parents(path)}
+    return [
+        entry
+        for entry in entries
+        if entry.path in (folders if entry.kind is EntryKind.DIRECTORY else only)
+    ]
+
+
+def _parents(path: str) -> Iterator[str]:
+    while "/" in path:
+        path = path.rsplit("/", 1)[0]
+        yield path
+
+
 def _write_archive(
     entries: Sequence[LayerEntry],
-    dest: Path,
-    root_name: str,
+    request: ArchiveRequest,
     archive_format: ArchiveFormat,
-    mtime: int,
     meter: _Meter,
 ) -> ArchiveResult:
+    dest, root_name, mtime = request.dest, request.root_name, request.mtime
     _check_root_name(root_name)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
@@ -199,7 +220,7 @@ def _write_archive(
             hashing = None if archive_format.needs_seekable_output else _HashingSink(raw)
             # The sink is duck-typed: compressors only call write() on it.
             writer = archive_format.open(cast(IO[bytes], hashing or raw), mtime=mtime)
-            _emit_members(writer, entries, root_name, meter)
+            manifest = _emit_members(writer, entries, request, meter)
             writer.finish()
             raw.flush()
             os.fsync(raw.fileno())
@@ -212,12 +233,13 @@ def _write_archive(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return ArchiveResult(dest, size, sha256)
+    return ArchiveResult(dest, size, sha256, manifest)
 
 
 def _emit_members(
-    writer: ArchiveWriter, entries: Sequence[LayerEntry], root_name: str, meter: _Meter
-) -> None:
+    writer: ArchiveWriter, entries: Sequence[LayerEntry], request: ArchiveRequest, meter: _Meter
+) -> bytes:
+    root_name = request.root_name
     writer.add_directory(root_name)
     records: list[dict[str, Any]] = []
     kinds: dict[str, EntryKind] = {}
@@ -234,15 +256,17 @@ def _emit_members(
             chunks = _read_hashed(entry, digest, meter)
             writer.add_file(name, size=entry.size, executable=entry.executable, chunks=chunks)
             records.append(file_record(entry, digest.hexdigest()))
-    _emit_manifest(writer, records, kinds, root_name)
+    manifest = request.manifest or manifest_bytes(manifest_document(records))
+    _emit_manifest(writer, manifest, kinds, root_name)
+    # After the manifest, whose folders they share (share/venv/metadata/).
+    for path, data in request.extra_files:
+        writer.add_file(f"{root_name}/{path}", size=len(data), executable=False, chunks=(data,))
     meter.flush()
+    return manifest
 
 
 def _emit_manifest(
-    writer: ArchiveWriter,
-    records: list[dict[str, Any]],
-    kinds: dict[str, EntryKind],
-    root_name: str,
+    writer: ArchiveWriter, data: bytes, kinds: dict[str, EntryKind], root_name: str
 ) -> None:
     parents = layout.LAYER_MANIFEST.split("/")[:-1]
     for depth in range(1, len(parents) + 1):
@@ -254,7 +278,6 @@ def _emit_manifest(
             raise PublishError(
                 f"{root_name}: {folder} must be a folder (the layer manifest goes in it)"
             )
-    data = manifest_bytes(manifest_document(records))
     writer.add_file(
         f"{root_name}/{layout.LAYER_MANIFEST}", size=len(data), executable=False, chunks=(data,)
     )

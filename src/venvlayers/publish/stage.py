@@ -21,11 +21,13 @@ from venvlayers._fs import (
 from venvlayers.build.build_record import BuildRecord
 from venvlayers.contract import (
     LAYER_METADATA_DIR,
+    MANIFESTS_DIR,
     METADATA_DIR,
     SBOM_DIR,
     STACK_METADATA,
     ArchiveFields,
     AttachedFile,
+    DeltaFields,
     Fields,
     LayerPublication,
     load_json,
@@ -35,7 +37,13 @@ from venvlayers.contract import (
 from venvlayers.contract.signature import SIGNATURE
 from venvlayers.errors import MetadataError, PublishError
 from venvlayers.lock import read_layer_lock
-from venvlayers.publish.archive import FORMATS, ArchiveRequest, write_layer_archives
+from venvlayers.publish.archive import (
+    FORMATS,
+    ArchiveRequest,
+    ArchiveResult,
+    write_layer_archives,
+)
+from venvlayers.publish.delta import OldOutput, plan_deltas, read_old_output, write_deltas
 from venvlayers.publish.metadata import host_platform, layer_publication
 from venvlayers.publish.sign import sign_output
 from venvlayers.spec import LayerSpec, StackSpec
@@ -61,6 +69,8 @@ class PublishOptions:
     frozen: bool = False
     # Sign the stack metadata with this SSH key (see venvlayers.contract.signature).
     sign_key: Path | None = None
+    # An earlier publish output: write delta archives from its layers (publish/delta.py).
+    delta_from: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,8 @@ class _Planned:
     archive_build: int
     reuse: ArchiveFields | None
     request: ArchiveRequest | None
+    # Deltas published with a reused archive stay valid while their files are there.
+    kept_deltas: tuple[DeltaFields, ...] = ()
 
 
 def publish_stack(
@@ -176,6 +188,8 @@ def _write(
     report: Callable[[str], None],
     progress: Any,
 ) -> PublishResult:
+    # Read first: OLD may be this very folder, whose archives and manifests change below.
+    old = read_old_output(options.delta_from) if options.delta_from is not None else None
     to_write = [p for p in plans if p.request is not None]
     for plan in to_write:
         report(f"{plan.pub.install_target}: writing {plan.archive_name}")
@@ -192,11 +206,12 @@ def _write(
         )
         for plan, result in zip(to_write, results, strict=True)
     }
+    manifests = _publish_manifests(options, to_write, results, plans)
     final = []
     for plan in plans:
         archive = plan.reuse or written[plan.pub.install_target]
         sbom = _publish_sbom(options, plan.pub.install_target)
-        final.append(plan.pub.with_archive(archive).with_sbom(sbom))
+        final.append(plan.pub.with_archive(archive).with_sbom(sbom).with_deltas(plan.kept_deltas))
         # What was written, beside what it was made from: a later publish reuses the file
         # only while it is still exactly this one.
         written_file = _file_signature(options.output_dir / archive.archive_name)
@@ -204,8 +219,59 @@ def _write(
             options.output_dir / _INPUTS_DIR / f"{plan.pub.install_target}.json",
             {**plan.inputs, _WRITTEN: {**written_file, "sha256": archive.archive_hashes["sha256"]}},
         )
+    if old is not None:
+        final = _with_deltas(options, old, final, manifests, report)
     _write_metadata(options, _merge_existing(options.output_dir, final), report)
     return PublishResult(tuple(final), tuple(written), reused)
+
+
+def _publish_manifests(
+    options: PublishOptions,
+    to_write: Sequence[_Planned],
+    results: Sequence[ArchiveResult],
+    plans: Sequence[_Planned],
+) -> dict[str, bytes]:
+    """Each layer's manifest beside the archives (for deltas and registries), by target."""
+    manifests = {
+        plan.pub.install_target: result.manifest
+        for plan, result in zip(to_write, results, strict=True)
+    }
+    for plan in plans:
+        target = plan.pub.install_target
+        path = options.output_dir / MANIFESTS_DIR / f"{target}.json"
+        if target in manifests:
+            if not path.is_file() or path.read_bytes() != manifests[target]:
+                atomic_write_bytes(path, manifests[target], mode=0o644)
+        elif path.is_file():
+            manifests[target] = path.read_bytes()
+    return manifests
+
+
+def _with_deltas(
+    options: PublishOptions,
+    old: OldOutput,
+    layers: list[LayerPublication],
+    manifests: dict[str, bytes],
+    report: Callable[[str], None],
+) -> list[LayerPublication]:
+    usable = [layer for layer in layers if layer.install_target in manifests]
+    plans = plan_deltas(
+        old,
+        usable,
+        manifests,
+        build_dir=options.build_dir,
+        output_dir=options.output_dir,
+        fmt=options.fmt,
+        mtimes={layer.install_target: _lock_time(layer.locked_at) for layer in usable},
+        report=report,
+    )
+    written = write_deltas(plans, jobs=options.jobs, report=report)
+    return [
+        layer.with_deltas((written[layer.install_target],))
+        if layer.install_target in written
+        else layer
+        for layer in layers
+    ]
 
 
 def _write_metadata(
@@ -258,9 +324,14 @@ def _plan(
         and not options.force
         and _still_written(options.output_dir, previous_archive, written)
     ):
+        kept = tuple(
+            delta
+            for delta in (previous.deltas if previous else ())
+            if (options.output_dir / delta.archive_name).is_file()
+        )
         return _Planned(
             pub, inputs, previous_archive.archive_name, previous_archive.archive_build,
-            previous_archive, None,
+            previous_archive, None, kept,
         )  # fmt: skip
     archive_build = 1
     if previous_archive is not None:
