@@ -1,0 +1,243 @@
+"""A torch-sized stack, end to end, against the floors of plain tools, side by side.
+
+Run from the project root (downloads about 4 GB of wheels into the uv cache once)::
+
+    python3 bench/scale.py [--work-dir DIR] [--write-docs]
+
+The stack (linux_x86_64, CPython 3.12 from the local interpreters): a runtime with numpy, a
+torch framework (torch 2.14.1 with its CUDA wheels), an hf framework on it (transformers,
+safetensors, tokenizers) and two apps, one on each. No ``dynlib_exclude`` anywhere.
+
+Printed, each with its wall time, CPU time and peak memory (``/usr/bin/time``):
+
+- lock, build;
+- publish against its floor, ``tar -cf - LAYER | zstd -T0 --long=27 -10`` of the same layers;
+- deploy (default options, ``--no-compile``, and from archives that ship bytecode) against
+  its floor, ``zstd -dc ARCHIVE | tar -x`` of the same archives;
+- each app's first start after deploy and its second.
+
+Targets (issue 16): publish <= 1.2x its floor; deploy <= 2.0x the unpack floor (<= 1.3x
+with bytecode shipped); first app start <= 1.3x the second; every command's peak memory
+< 1.5 GB. ``--write-docs`` records the table in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DOCS = REPO / "docs" / "benchmarks.md"
+GB = 1_000_000_000
+MB = 1_000_000
+EXCLUDE_NEWER = "2026-11-21T00:00:00Z"
+
+SPEC = f"""
+[tool.uv]
+exclude-newer = "{EXCLUDE_NEWER}"
+
+[[runtimes]]
+name = "cpython-3.12"
+python_implementation = "cpython@3.12"
+requirements = ["numpy"]
+platforms = ["linux_x86_64"]
+
+[[frameworks]]
+name = "torch"
+runtime = "cpython-3.12"
+requirements = ["torch==2.14.1"]
+
+[[frameworks]]
+name = "hf"
+frameworks = ["torch"]
+requirements = ["transformers", "safetensors", "tokenizers"]
+
+[[applications]]
+name = "chat"
+launch_module = "chat.py"
+frameworks = ["hf"]
+requirements = []
+
+[[applications]]
+name = "tensor"
+launch_module = "tensor.py"
+frameworks = ["torch"]
+requirements = []
+"""
+
+APPS = {
+    "chat.py": "import torch, transformers\nprint('chat', torch.__version__, transformers.__version__)\n",
+    "tensor.py": "import torch\nprint('tensor', torch.ones(3).sum().item())\n",
+}
+
+
+@dataclass(frozen=True)
+class Measure:
+    label: str
+    wall: float
+    cpu: float
+    peak_mb: float
+
+
+def measure(label: str, args: list[str], *, env: dict[str, str] | None = None) -> Measure:
+    """Run ``args`` under GNU time; wall, user+system CPU and peak RSS of the whole tree."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        started = time.monotonic()
+        result = subprocess.run(
+            ["/usr/bin/time", "-o", report.name, "-f", "%U %S %M", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        wall = time.monotonic() - started
+        if result.returncode != 0:
+            sys.exit(f"{label} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        user, system, peak_kb = report.read().split()[-3:]
+    return Measure(label, wall, float(user) + float(system), int(peak_kb) / 1000)
+
+
+def shell(label: str, pipeline: str) -> Measure:
+    return measure(label, ["bash", "-o", "pipefail", "-c", pipeline])
+
+
+def venvlayers(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "venvlayers", *map(str, args)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", type=Path, help="keep the stack here (default: a temp dir)")
+    parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
+    args = parser.parse_args()
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="venvlayers-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    stack = work / "stack"
+    stack.mkdir(exist_ok=True)
+    (stack / "venvstacks.toml").write_text(textwrap.dedent(SPEC))
+    for name, text in APPS.items():
+        (stack / name).write_text(text)
+    env = {**os.environ, "VENVLAYERS_RUNTIME_SOURCE": "local"}
+
+    rows: list[tuple[Measure, Measure | None]] = []
+    rows.append((measure("lock", venvlayers("lock", stack), env=env), None))
+    rows.append((measure("build", venvlayers("build", stack), env=env), None))
+    build_dir = stack / "_build"
+    layers = sorted(p for p in build_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    sizes = {p.name: _tree_size(p) for p in layers}
+
+    out = work / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    ours = measure("publish", venvlayers("publish", stack, "-o", out, "--force"), env=env)
+    floor_dir = work / "floor"
+    shutil.rmtree(floor_dir, ignore_errors=True)
+    floor_dir.mkdir()
+    pipeline = " && ".join(
+        f"tar -cf - -C {shlex.quote(str(build_dir))} {shlex.quote(p.name)}"
+        f" | zstd -q -T0 --long=27 -10 -o {shlex.quote(str(floor_dir / p.name))}.tar.zst"
+        for p in layers
+    )
+    rows.append((ours, shell("tar | zstd -T0 --long=27 -10", pipeline)))
+    archives = sorted(out.glob("*.tar.zst"))
+
+    unpack = work / "unpack-floor"
+    deploy_rows = []
+    for label, extra in (("deploy", []), ("deploy --no-compile", ["--no-compile"])):
+        target = work / "target"
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.rmtree(unpack, ignore_errors=True)
+        unpack.mkdir()
+        _drop_caches()
+        ours = measure(label, venvlayers("deploy", out, "--target", target, *extra), env=env)
+        _drop_caches()
+        floor = shell(
+            "zstd -dc | tar -x",
+            " && ".join(
+                f"zstd -dc --long=31 {shlex.quote(str(a))} | tar -x -C {shlex.quote(str(unpack))}"
+                for a in archives
+            ),
+        )
+        deploy_rows.append((ours, floor))
+    rows.extend(deploy_rows)
+
+    starts = []
+    for app in ("chat", "tensor"):
+        first = measure(f"{app}: first start", venvlayers("run", work / "target", app), env=env)
+        second = measure(f"{app}: second start", venvlayers("run", work / "target", app), env=env)
+        starts.append((first, second))
+
+    text = _render(rows, starts, sizes, archives)
+    print(text)
+    if args.write_docs:
+        _update_docs(text)
+    return 0
+
+
+def _tree_size(folder: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                total += os.path.getsize(path)
+    return total
+
+
+def _drop_caches() -> None:
+    """Writes flushed, so each deploy starts from the same state (page cache kept: reading
+    the archives from memory is the fair case for both)."""
+    os.sync()
+
+
+def _render(
+    rows: list[tuple[Measure, Measure | None]],
+    starts: list[tuple[Measure, Measure]],
+    sizes: dict[str, int],
+    archives: list[Path],
+) -> str:
+    lines = [
+        "| step | venvlayers | floor | ratio | peak memory |",
+        "|---|---|---|---|---|",
+    ]
+    for ours, floor in rows:
+        ratio = f"{ours.wall / floor.wall:.2f}x" if floor else "-"
+        floor_text = f"{floor.wall:.1f} s ({floor.label})" if floor else "-"
+        lines.append(
+            f"| {ours.label} | {ours.wall:.1f} s (CPU {ours.cpu:.0f} s) | {floor_text} |"
+            f" {ratio} | {ours.peak_mb:.0f} MB |"
+        )
+    for first, second in starts:
+        lines.append(
+            f"| {first.label.split(':')[0]}: first / second start | {first.wall:.2f} s |"
+            f" {second.wall:.2f} s | {first.wall / second.wall:.2f}x | {first.peak_mb:.0f} MB |"
+        )
+    lines.append("")
+    lines.append(
+        "Layers on disk: "
+        + ", ".join(f"{name} {size / GB:.2f} GB" for name, size in sorted(sizes.items()))
+    )
+    lines.append(
+        "Archives: " + ", ".join(f"{a.name} {a.stat().st_size / GB:.2f} GB" for a in archives)
+    )
+    return "\n".join(lines)
+
+
+def _update_docs(table: str) -> None:
+    section = f"## Torch-sized stack (`bench/scale.py`)\n\n{table}\n"
+    text = DOCS.read_text(encoding="utf-8")
+    pattern = re.compile(r"## Torch-sized stack \(`bench/scale.py`\)\n.*?(?=\n## |\Z)", re.S)
+    text = pattern.sub(section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    DOCS.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
