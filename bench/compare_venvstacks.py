@@ -14,7 +14,6 @@ in the "Comparison with venvstacks" section of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -44,6 +43,7 @@ from _bench_tools import (
     venvstacks_tool,
 )
 from _venvstacks_deploy import app_command, published_layers
+from _venvstacks_setup import pack_local_runtime, venvstacks_command
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -108,21 +108,20 @@ def prepare(work: Path) -> Setup:
     venvstacks_tmp.mkdir(parents=True, exist_ok=True)
 
     print("setup: local runtime archive", flush=True)
-    _, packed = run_captured(
-        [tools.venvlayers_python, BENCH / "_pack_runtime.py",
-         "--request", runtime_request(EXAMPLE / SPEC_NAME),
-         "--cache-dir", cache, "--output-dir", work / "runtime"],
+    runtime_archive, runtime_version = pack_local_runtime(
+        tools.venvlayers_python,
+        runtime_request(EXAMPLE / SPEC_NAME),
+        cache_dir=cache,
+        output_dir=work / "runtime",
         log=setup_log,
-        what="pack the local runtime",
-    )  # fmt: skip
-    runtime = json.loads(packed.strip().splitlines()[-1])
+    )
 
     spec = tomllib.loads((EXAMPLE / SPEC_NAME).read_text(encoding="utf-8"))
     return Setup(
         tools=tools,
         work=work,
-        runtime_archive=Path(runtime["archive"]),
-        runtime_version=runtime["version"],
+        runtime_archive=runtime_archive,
+        runtime_version=runtime_version,
         pins_dir=_pins(tools, work, venvlayers_env, setup_log),
         venvlayers_env=venvlayers_env,
         venvstacks_env={"TMPDIR": str(venvstacks_tmp)},
@@ -152,10 +151,7 @@ def pinned_stack(setup: Setup, folder: Path) -> Path:
 
 
 def _venvstacks(setup: Setup, *args: str | Path) -> list[str | Path]:
-    return [
-        setup.tools.venvstacks_python, BENCH / "_venvstacks_wrapper.py",
-        "--runtime-archive", setup.runtime_archive, "--", *args,
-    ]  # fmt: skip
+    return venvstacks_command(setup.tools.venvstacks_python, setup.runtime_archive, *args)
 
 
 def _venvlayers(setup: Setup, *args: str | Path) -> list[str | Path]:

@@ -17,7 +17,6 @@ A redeploy of the same source (nothing to unpack) is timed too.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -44,7 +43,7 @@ class DeployTiming:
     steps: dict[str, float]
 
 
-def timed_deploy(source: Path, target: Path) -> DeployTiming:
+def timed_deploy(source: Path, target: Path, *, compile_bytecode: bool) -> DeployTiming:
     marks: list[tuple[float, str]] = []
 
     def report(message: str) -> None:
@@ -55,7 +54,7 @@ def timed_deploy(source: Path, target: Path) -> DeployTiming:
         marks.append((time.perf_counter(), _STEPS.get(word, "other")))
 
     started = time.perf_counter()
-    deploy(source, target, report=report)
+    deploy(source, target, report=report, compile_bytecode=compile_bytecode)
     ended = time.perf_counter()
     steps: dict[str, float] = defaultdict(float)
     for (at, step), (until, _next) in zip(marks, [*marks[1:], (ended, "")], strict=True):
@@ -92,8 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     if not source.exists():
         print(f"no published stack at {source}: publish one, or pass its folder", file=sys.stderr)
         return 2
-    if args.no_compile:
-        os.environ["VENVLAYERS_NO_COMPILE"] = "1"
     root, layers = read_stack_metadata(source)
     archives = [root / layer.archive.archive_name for layer in layers if layer.archive]
     for archive in archives:  # warm the page cache: every method reads from memory
@@ -105,11 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     for _round in range(args.repeat):
         with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
             target = Path(tmp) / "deploy"
-            timing = timed_deploy(source, target)
+            timing = timed_deploy(source, target, compile_bytecode=not args.no_compile)
             if best is None or timing.total < best.total:
                 best = timing
             started = time.perf_counter()
-            deploy(source, target)
+            deploy(source, target, compile_bytecode=not args.no_compile)
             redeploy = min(redeploy, time.perf_counter() - started)
             shutil.rmtree(target)
             dest = Path(tmp) / "floor"

@@ -155,6 +155,7 @@ def up(
     Apps named in ``run_settings`` are checked against the spec before any work starts.
     """
     from venvlayers.deploy import deploy, smoke_run
+    from venvlayers.environment import current as current_environment
     from venvlayers.errors import SpecError
     from venvlayers.lock import lock_stack
 
@@ -162,7 +163,10 @@ def up(
     lock_stack(stack, if_needed=True, report=report)
     built = build(stack, build_settings, report=report)
     published = publish(stack, built.build_dir, publish_settings, report=report, progress=progress)
-    deployed = deploy(published.output_dir, target, report=report, progress=deploy_progress)
+    deployed = deploy(
+        published.output_dir, target, report=report, progress=deploy_progress,
+        compile_bytecode=not current_environment().no_compile,
+    )  # fmt: skip
     runs: list[SmokeRun] = []
     if run_settings.enabled:
         for name in run_settings.apps or deployed.apps:

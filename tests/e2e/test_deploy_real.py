@@ -76,7 +76,7 @@ def test_bytecode_compiled_beside_the_final_place_reports_final_paths(deployed: 
 def test_verify_passes_after_deploy_and_use(deployed: Path) -> None:
     venvlayers("run", deployed, "hello")
     result = venvlayers("verify", deployed)
-    assert "4 layers match their manifests" in result.stdout
+    assert "4 layers match their deployment record" in result.stdout
 
 
 def test_verify_cli_exits_1_on_drift(real_root: Path, tmp_path: Path) -> None:
