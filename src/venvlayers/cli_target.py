@@ -39,9 +39,18 @@ deployment_folder = click.argument("target", type=UserPath(folder=True, exists=T
     show_default=True,
     help="Byte-compile the new layers (apps start faster; needs no write access later).",
 )
+@click.option(
+    "--require-signature", type=UserPath(exists=True), metavar="ALLOWED_SIGNERS",
+    help="Refuse output not signed by a key in this OpenSSH allowed-signers file; the target"
+    " keeps it and requires it of every later deploy (docs/supply-chain.md).",
+)  # fmt: skip
 @output_options
 def deploy(
-    source: Path | OciRef, target: Path, apps: tuple[str, ...], compile_bytecode: bool
+    source: Path | OciRef,
+    target: Path,
+    apps: tuple[str, ...],
+    compile_bytecode: bool,
+    require_signature: Path | None,
 ) -> None:
     """Deploy apps from a published output folder SOURCE into --target.
 
@@ -53,6 +62,8 @@ def deploy(
     from venvlayers.deploy import deploy as deploy_stack
 
     if not isinstance(source, Path):  # oci://: fetch what the target lacks, then deploy
+        if require_signature is not None:
+            raise click.UsageError("--require-signature works with a published folder only")
         return deploy_from_oci(source, target, apps, compile_bytecode)
     started = time.monotonic()
     with live("deploying") as display:
@@ -60,6 +71,7 @@ def deploy(
             source, target, apps=apps, report=ui.info,
             compile_bytecode=compile_bytecode and not environment.current().no_compile,
             progress=display if display.enabled else None,
+            require_signature=require_signature,
         )  # fmt: skip
     doc = deploy_doc(source, target, result, time.monotonic() - started)
     emit("deploy", doc, deploy_lines(doc))

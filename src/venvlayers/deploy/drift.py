@@ -24,6 +24,7 @@ from venvlayers.deploy.files import (
     walk,
 )
 from venvlayers.deploy.record import DeployedApp, DeploymentRecord, load_record
+from venvlayers.deploy.trust import trust_problems
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,12 @@ class LayerDrift:
 class VerifyReport:
     target: Path
     layers: tuple[LayerDrift, ...]
+    # Problems of the deployment as a whole (its signature, see deploy/trust.py).
+    problems: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return all(layer.ok for layer in self.layers)
+        return not self.problems and all(layer.ok for layer in self.layers)
 
     def render(self) -> str:
         drifted = sum(not layer.ok for layer in self.layers)
@@ -79,12 +82,13 @@ class VerifyReport:
             if drifted == 0
             else f"{drifted} of {len(self.layers)} layers differ from their deployment record"
         )
-        return "\n".join([*(layer.render() for layer in self.layers), summary])
+        return "\n".join([*(layer.render() for layer in self.layers), *self.problems, summary])
 
     def to_json(self) -> dict[str, Any]:
         return {
             "target": os.fspath(self.target),
             "ok": self.ok,
+            "problems": list(self.problems),
             "layers": {
                 layer.install_target: {
                     "ok": layer.ok,
@@ -106,7 +110,10 @@ def verify(target: Path, apps: Sequence[str] = ()) -> VerifyReport:
     target = Path(os.path.abspath(target))
     record = load_record(target, required=True)
     layers = _layers_to_check(record, apps, target)
-    return VerifyReport(target, tuple(_verify_layer(target, record, name) for name in layers))
+    problems = trust_problems(target, {n: layer.sha256 for n, layer in record.layers.items()})
+    return VerifyReport(
+        target, tuple(_verify_layer(target, record, name) for name in layers), tuple(problems)
+    )
 
 
 def _layers_to_check(record: DeploymentRecord, names: Sequence[str], target: Path) -> list[str]:

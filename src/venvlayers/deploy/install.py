@@ -62,6 +62,7 @@ from venvlayers.deploy.record import (
     save_record,
 )
 from venvlayers.deploy.steps import StepHook, no_hook
+from venvlayers.deploy.trust import check_plan_signed, check_trust, remember_trust
 from venvlayers.errors import DeployError, ToolError
 
 
@@ -81,16 +82,21 @@ def deploy(
     report: Callable[[str], None] = lambda _m: None,
     progress: DeployProgress | None = None,
     step_hook: StepHook | None = None,
+    require_signature: Path | None = None,
 ) -> DeployResult:
     """Deploy the apps named (all by default) from the published output ``source``.
 
     New layers are byte-compiled in the background unless ``compile_bytecode`` is false.
     ``progress`` is told bytes unpacked and layers compiled (see deploy/progress.py);
     ``step_hook`` is called at each step (see deploy/steps.py), for tests.
+    ``require_signature``: an allowed-signers file the output must be signed by (a target
+    that required one before still does; see deploy/trust.py).
     """
     hook = step_hook or no_hook
-    plan = plan_deploy(source, apps)
     target = Path(os.path.abspath(target))
+    trust = check_trust(source, target, require_signature)
+    plan = plan_deploy(source, apps)
+    check_plan_signed(trust, plan.layers)
     # Each archive stays open from its check to its unpacking: what was checked is what is
     # unpacked, whatever happens to the file's name in between.
     checked: dict[str, CheckedArchive] = {}
@@ -113,6 +119,7 @@ def deploy(
                 compiler.stop()
                 raise
             _finish(plan, pending, record, work)
+            remember_trust(target, trust)
     finally:
         for archive in checked.values():
             archive.close()
