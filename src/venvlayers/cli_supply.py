@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from venvlayers import ui
 from venvlayers.cli_options import output_options
 from venvlayers.cli_params import UserPath
 from venvlayers.cli_report import emit
@@ -37,5 +38,21 @@ def sign(output: Path, key: Path) -> None:
          [f"signed: {signature}"])  # fmt: skip
 
 
+@click.command()
+@click.argument("target", type=UserPath(folder=True, exists=True), metavar="DIR")
+@click.argument("app", metavar="APP")
+@output_options
+def sbom(target: Path, app: str) -> None:
+    """Print the CycloneDX SBOM of APP deployed in DIR, with every layer beneath it.
+
+    Each layer carries its own SBOM (share/venv/metadata/sbom.cdx.json); this joins the
+    app's and its frameworks' and runtime's into one document on stdout.
+    """
+    from venvlayers.deploy import stack_sbom
+
+    ui.emit_json(stack_sbom(target, app))
+
+
 def register(group: click.Group) -> None:
     group.add_command(sign)
+    group.add_command(sbom)

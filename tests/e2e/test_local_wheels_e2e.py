@@ -57,3 +57,31 @@ def test_local_wheels_lock_build_publish_deploy_and_run(tmp_path: Path) -> None:
         assert hashlib.sha256(published.read_bytes()).hexdigest() == entry["sbom"]["sha256"]
         deployed = target / entry["install_target"] / "share/venv/metadata/sbom.cdx.json"
         assert published.read_bytes() == deployed.read_bytes()
+
+
+def test_the_stack_sbom_of_a_deployed_app_lists_every_layer(tmp_path: Path) -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "alpha", "1.0")
+    make_wheel(wheels, "beta", "2.0", requires=["alpha"])
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    (stack / "venvstacks.toml").write_text(textwrap.dedent(SPEC))
+    (stack / "app.py").write_text("import alpha, beta\nprint(alpha.VERSION, beta.VERSION)\n")
+    venvlayers("lock", stack, "--local-wheels", wheels, "--no-index")
+    venvlayers("build", stack, "--publish")
+    target = tmp_path / "target"
+    venvlayers("deploy", stack / "_artifacts", "--target", target)
+
+    text = venvlayers("sbom", target, "app").stdout
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
+    bom = json.loads(text)
+    assert bom["metadata"]["component"]["name"] == "app-app"
+    purls = {c.get("purl") for c in bom["components"]}
+    assert {"pkg:pypi/alpha@1.0", "pkg:pypi/beta@2.0"} <= purls
+    names = {c["name"] for c in bom["components"]}
+    assert {"cpython", "framework-fw", "cpython@3.11"} <= names
+    bad = venvlayers("sbom", target, "nope", check=False)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from venvlayers.deploy.install import DeployResult, deploy
     from venvlayers.deploy.progress import DeployProgress
     from venvlayers.deploy.run import SmokeRun, run_app, smoke_run
+    from venvlayers.deploy.sbom import stack_sbom
 
 _HOMES = {
     "adopt_export": "adopt",
@@ -30,6 +31,7 @@ _HOMES = {
     "LayerDrift": "drift",
     "VerifyReport": "drift",
     "verify": "drift",
+    "stack_sbom": "sbom",
 }
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "remove_apps",
     "run_app",
     "smoke_run",
+    "stack_sbom",
     "verify",
 ]
 
