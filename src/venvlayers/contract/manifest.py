@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from venvlayers._fs import sha256_file
+from venvlayers.contract.fields import Fields
 from venvlayers.contract.layer_files import EntryKind, LayerEntry, scan_layer
-from venvlayers.errors import PublishError
+from venvlayers.errors import MetadataError, PublishError
 
 MANIFEST_FORMAT = "venvlayers-manifest"
 MANIFEST_VERSION = 1
@@ -127,3 +128,49 @@ def _matches(entry: LayerEntry, record: Mapping[str, Any]) -> bool:
 def manifest_entries(manifest: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The entries of a manifest document, after checking its format and version."""
     return _entries(manifest)
+
+
+@dataclass(frozen=True)
+class ManifestItem:
+    """One entry of a layer manifest, as a deploy reads it: a file or a symlink."""
+
+    path: str
+    is_file: bool
+    size: int = 0
+    sha256: str = ""
+    executable: bool = False
+    link: str = ""
+
+
+def read_manifest(data: bytes, origin: str) -> dict[str, ManifestItem]:
+    """The entries of the manifest ``data`` by layer-relative path; a :class:`MetadataError`
+    naming the field when it is malformed (deploy reads manifests as untrusted)."""
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise MetadataError(f"{origin}: not valid JSON ({exc})") from None
+    fields = Fields(document, origin)
+    if (
+        fields.data.get("format") != MANIFEST_FORMAT
+        or fields.data.get("version") != MANIFEST_VERSION
+    ):
+        raise MetadataError(f"{origin}: not a {MANIFEST_FORMAT} version {MANIFEST_VERSION}")
+    items: dict[str, ManifestItem] = {}
+    for entry in fields.objects("entries"):
+        path = entry.text("path")
+        if path in items:
+            entry.fail("path", f"{path!r} appears twice")
+        kind = entry.text("type")
+        if kind == "file":
+            items[path] = ManifestItem(
+                path,
+                True,
+                size=entry.integer("size"),
+                sha256=entry.sha256("sha256"),
+                executable=entry.boolean("executable", default=False),
+            )
+        elif kind == "symlink":
+            items[path] = ManifestItem(path, False, link=entry.text("link"))
+        else:
+            entry.fail("type", f"must be 'file' or 'symlink', not {kind!r}")
+    return items

@@ -43,6 +43,7 @@ from venvlayers.deploy.members import (
     check_members,
     layer_relative,
 )
+from venvlayers.deploy.store import Store, StoreKey, entry_mode
 
 _CHUNK = 1 << 20
 # tarfile's stream buffer: it copies what remains of the buffer on every read of a member
@@ -53,6 +54,9 @@ _TAR_BUFFER = 1 << 16
 _HEADER_ALLOWANCE = 1 << 20
 # The longest symlink target a file system accepts (PATH_MAX).
 _MAX_LINK_TEXT = 4096
+# Members a scan keeps in memory (a layer's manifest, a delta's descriptor): at most this
+# much in all, so a hostile archive cannot make the check hold gigabytes.
+_CAPTURE_ALLOWANCE = 64 << 20
 _CHANGED = "changed while it was being unpacked"
 # Errors a damaged archive raises from the decompressors and readers.
 _CORRUPT = (
@@ -148,21 +152,60 @@ class _Scan:
     sha256: str
     # What unpacking will read: decompressed bytes (tar), or the sum of member sizes (zip).
     expanded: int
+    # The data of the regular files asked for, by layer-relative path.
+    captured: dict[str, bytes]
 
 
-class _LayerWriter:
+def _wanted(name: str, top: str, capture: Collection[str]) -> str | None:
+    """The layer-relative path of ``name`` if it is to be captured (bad names are left to
+    :func:`check_members`)."""
+    if not capture:
+        return None
+    try:
+        relative = layer_relative(name, top)
+    except UnsafeMember:
+        return None
+    return relative if relative in capture else None
+
+
+def _keep(captured: dict[str, bytes], relative: str, data: bytes) -> None:
+    if sum(map(len, captured.values())) + len(data) > _CAPTURE_ALLOWANCE:
+        raise ArchiveRefused(f"member {relative!r} is larger than {_CAPTURE_ALLOWANCE} bytes")
+    captured[relative] = data
+
+
+class LayerWriter:
     """Writes checked members into ``dest``, never more bytes than a member declares.
 
     Symlinks are made last, so nothing is ever written through one; files are created
     exclusively and without following a link, a second line behind the member checks.
     Every file is hashed as it is written: what was unpacked is described (``entries``,
     and the stat keys that show a later change without reading) at no extra read.
+
+    With a ``store``, each file written becomes a store entry (it is complete and hashed
+    before its name appears there), and a file whose entry is ``ready`` (by path: the key
+    the layer's manifest gives it, already in the store and checked) is not written at
+    all: its data is read past and the entry placed instead. ``skip`` names files read
+    past and left out (a delta's descriptor). ``before_put`` is called before a written
+    file enters the store (the step hook).
     """
 
-    def __init__(self, dest: Path) -> None:
+    def __init__(
+        self,
+        dest: Path,
+        *,
+        store: Store | None = None,
+        ready: dict[str, StoreKey] | None = None,
+        skip: Collection[str] = (),
+        before_put: Callable[[], None] | None = None,
+    ) -> None:
         self._dest = os.fspath(dest)
         self._folders = {""}
         self._symlinks: list[tuple[str, str]] = []
+        self._store = store
+        self._ready = ready or {}
+        self._skip = skip
+        self._before_put = before_put
         self.entries: dict[str, Entry] = {}
         self.keys: dict[str, StatKey] = {}
 
@@ -203,8 +246,21 @@ class _LayerWriter:
         executable: bool,
         mtime: float | None = None,
     ) -> None:
+        if relative in self._skip:
+            for _chunk in _bounded_chunks(member, chunks):
+                pass
+            return
         self._parent(relative)
-        mode = 0o755 if executable else 0o644
+        if self._store is not None and relative in self._ready:
+            key = self._ready[relative]
+            # Read past, not hashed: the entry was checked against the manifest's hash,
+            # and the archive's sha256 binds that manifest and this member alike.
+            for _chunk in _bounded_chunks(member, chunks):
+                pass
+            self.placed(relative, key, member.size)
+            return
+        plain = 0o755 if executable else 0o644
+        mode = entry_mode(executable) if self._store is not None else plain
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(self._path(relative), flags, mode)
         digest = hashlib.sha256()
@@ -221,6 +277,20 @@ class _LayerWriter:
             info = os.fstat(fd)
         self.entries[relative] = Entry("f", mode, member.size, digest.hexdigest())
         self.keys[relative] = stat_key(info)
+        if self._store is not None:
+            if self._before_put is not None:
+                self._before_put()
+            self._store.put(self._path(relative), (digest.hexdigest(), executable))
+            self.keys[relative] = stat_key(os.lstat(self._path(relative)))
+
+    def placed(self, relative: str, key: StoreKey, size: int) -> None:
+        """Make the file ``relative`` from the store entry ``key`` (checked by the caller)."""
+        assert self._store is not None
+        self._parent(relative)
+        path = self._path(relative)
+        self._store.place(key, path)
+        self.entries[relative] = Entry("f", entry_mode(key[1]), size, key[0])
+        self.keys[relative] = stat_key(os.lstat(path))
 
     def hard_link(self, relative: str, target: str) -> None:
         self._parent(relative)
@@ -232,7 +302,10 @@ class _LayerWriter:
         self._symlinks.append((relative, link))
 
     def finish(self) -> None:
-        for relative, link in self._symlinks:
+        """Make the symlinks and describe the folders; may be called again after more
+        members were added."""
+        symlinks, self._symlinks = self._symlinks, []
+        for relative, link in symlinks:
             self._parent(relative)
             path = self._path(relative)
             os.symlink(link, path)
@@ -257,15 +330,18 @@ class ArchiveFormat(ABC):
     suffix: str
 
     @abstractmethod
-    def scan(self, file: IO[bytes], size: int, space: int) -> _Scan:
+    def scan(
+        self, file: IO[bytes], size: int, space: int, top: str, capture: Collection[str]
+    ) -> _Scan:
         """Every member and the file's sha256; refused past ``space`` bytes unpacked.
 
-        ``file`` is the open archive of ``size`` bytes, read from its start.
+        ``file`` is the open archive of ``size`` bytes, read from its start; the regular
+        files of the layer folder ``top`` named in ``capture`` are kept in memory.
         """
 
     @abstractmethod
     def extract(
-        self, file: IO[bytes], size: int, scan: _Scan, writer: _LayerWriter, top: str
+        self, file: IO[bytes], size: int, scan: _Scan, writer: LayerWriter, top: str
     ) -> str:
         """Unpack the scanned members of the folder ``top`` through ``writer``; the file's
         sha256."""
@@ -279,7 +355,9 @@ def _tar_member(info: tarfile.TarInfo) -> Member:
     if info.islnk():
         return Member(info.name, MemberKind.HARDLINK, link=info.linkname)
     if info.isreg() and not info.issparse():
-        return Member(info.name, MemberKind.FILE, size=info.size)
+        return Member(
+            info.name, MemberKind.FILE, size=info.size, executable=bool(info.mode & 0o111)
+        )
     return Member(info.name, MemberKind.SPECIAL)
 
 
@@ -313,18 +391,27 @@ class TarFormat(ArchiveFormat):
             with tarfile.open(fileobj=bounded, mode="r|", bufsize=_TAR_BUFFER) as tar:  # type: ignore[call-overload]
                 yield tar, bounded
 
-    def scan(self, file: IO[bytes], size: int, space: int) -> _Scan:
+    def scan(
+        self, file: IO[bytes], size: int, space: int, top: str, capture: Collection[str]
+    ) -> _Scan:
         reader = _HashingReader(file, size)
         members = []
+        captured: dict[str, bytes] = {}
         try:
             with self._open(reader, _HEADER_ALLOWANCE + _TAR_BUFFER) as (tar, bounded):
                 for info in tar:
-                    members.append(_tar_member(info))
+                    member = _tar_member(info)
+                    members.append(member)
                     # ``tar.offset`` is where the next header starts: this member's data
                     # is counted (and refused) before tarfile reads or skips any of it.
                     if tar.offset > space:
                         raise ArchiveRefused(_too_big(space))
                     bounded.limit = tar.offset + _HEADER_ALLOWANCE + _TAR_BUFFER
+                    wanted = _wanted(info.name, top, capture)
+                    if wanted is not None and member.kind is MemberKind.FILE:
+                        source = tar.extractfile(info)
+                        assert source is not None
+                        _keep(captured, wanted, b"".join(_tar_chunks(source, member.size)))
                 expanded = bounded.count
         except _PastLimit:
             raise ArchiveRefused(
@@ -332,10 +419,10 @@ class TarFormat(ArchiveFormat):
             ) from None
         except _CORRUPT as exc:
             raise ArchiveRefused(f"cannot be read as {self.suffix} ({exc})") from None
-        return _Scan(members, reader.drain(), expanded)
+        return _Scan(members, reader.drain(), expanded, captured)
 
     def extract(
-        self, file: IO[bytes], size: int, scan: _Scan, writer: _LayerWriter, top: str
+        self, file: IO[bytes], size: int, scan: _Scan, writer: LayerWriter, top: str
     ) -> str:
         reader = _HashingReader(file, size)
         planned = iter(scan.members)
@@ -475,7 +562,10 @@ class ZipFormat(ArchiveFormat):
                 member = Member(info.filename, kind, size=info.file_size)
                 data = b"".join(_bounded_chunks(member, _zip_chunks(file, size, info)))
                 link = data.decode("utf-8")
-            members.append(Member(info.filename, kind, size=info.file_size, link=link))
+            executable = kind is MemberKind.FILE and bool((info.external_attr >> 16) & 0o111)
+            members.append(
+                Member(info.filename, kind, size=info.file_size, link=link, executable=executable)
+            )
         return members
 
     def _read(
@@ -491,21 +581,29 @@ class ZipFormat(ArchiveFormat):
         except _CORRUPT as exc:
             raise ArchiveRefused(f"cannot be read as zip ({exc})") from None
 
-    def scan(self, file: IO[bytes], size: int, space: int) -> _Scan:
+    def scan(
+        self, file: IO[bytes], size: int, space: int, top: str, capture: Collection[str]
+    ) -> _Scan:
         members, infos, digest = self._read(file, size, space)
+        captured: dict[str, bytes] = {}
         # Zip keeps sizes and data apart: only inflating shows whether a member holds what
         # it declares, and a refusal must come before anything is written.
         try:
             for member, info in zip(members, infos, strict=True):
                 if member.kind is MemberKind.FILE:
-                    for _chunk in _bounded_chunks(member, _zip_chunks(file, size, info)):
-                        pass
+                    chunks = _bounded_chunks(member, _zip_chunks(file, size, info))
+                    wanted = _wanted(member.name, top, capture)
+                    if wanted is None:
+                        for _chunk in chunks:
+                            pass
+                    else:
+                        _keep(captured, wanted, b"".join(chunks))
         except _CORRUPT as exc:
             raise ArchiveRefused(f"cannot be read as zip ({exc})") from None
-        return _Scan(members, digest, sum(info.file_size for info in infos))
+        return _Scan(members, digest, sum(info.file_size for info in infos), captured)
 
     def extract(
-        self, file: IO[bytes], size: int, scan: _Scan, writer: _LayerWriter, top: str
+        self, file: IO[bytes], size: int, scan: _Scan, writer: LayerWriter, top: str
     ) -> str:
         members, infos, digest = self._read(file, size, scan.expanded)
         if members != scan.members:
@@ -524,7 +622,7 @@ class ZipFormat(ArchiveFormat):
                         member,
                         relative,
                         _zip_chunks(file, size, info),
-                        executable=bool((info.external_attr >> 16) & 0o100),
+                        executable=bool((info.external_attr >> 16) & 0o111),
                     )
             writer.finish()
         except UnsafeMember:
@@ -636,17 +734,37 @@ class CheckedArchive:
     _format: ArchiveFormat
     _scan: _Scan
 
-    def extract(self, dest: Path, *, on_read: Callable[[int], None] | None = None) -> Unpacked:
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def members(self) -> list[Member]:
+        return self._scan.members
+
+    @property
+    def captured(self) -> dict[str, bytes]:
+        """The files asked for at the check (``capture``), by layer-relative path."""
+        return self._scan.captured
+
+    def extract(
+        self,
+        dest: Path,
+        *,
+        on_read: Callable[[int], None] | None = None,
+        writer: LayerWriter | None = None,
+    ) -> Unpacked:
         """Unpack the layer folder's contents into the existing, empty folder ``dest``.
 
-        ``on_read`` is told each count of archive bytes read, for a progress display.
+        ``on_read`` is told each count of archive bytes read, for a progress display;
+        ``writer`` (see :class:`LayerWriter`) writes into the store.
         Returns what was written, each file hashed on the way.
         """
         self._file.seek(0)
         file = (
             self._file if on_read is None else cast(IO[bytes], _CountingReader(self._file, on_read))
         )
-        writer = _LayerWriter(dest)
+        writer = writer or LayerWriter(dest)
         if self._format.extract(file, self._size, self._scan, writer, self.top) != (
             self._scan.sha256
         ):
@@ -666,12 +784,15 @@ def check_archive(
     root: Path | None,
     space: int,
     lower: Collection[str] = (),
+    capture: Collection[str] = (),
 ) -> CheckedArchive:
     """Open ``archive`` and check it against its published size and hash and every member.
 
     ``root`` is the published folder the archive must lie in (None: anywhere); ``space``
     the bytes it may expand to; ``lower`` the layers deployed beside it that its links may
-    lead into. Raises :class:`ArchiveRefused`; the caller closes the result.
+    lead into; ``capture`` layer-relative files to keep in memory (see
+    :attr:`CheckedArchive.captured`). Raises :class:`ArchiveRefused`; the caller closes the
+    result.
     """
     fmt = format_for(archive)
     file, actual_size = _open_regular(archive, root)
@@ -679,7 +800,7 @@ def check_archive(
         if actual_size != size:
             raise ArchiveRefused(f"has {actual_size} bytes, the metadata says {size}")
         try:
-            scan = fmt.scan(file, size, space)
+            scan = fmt.scan(file, size, space, top, capture)
         except ArchiveRefused:
             # A damaged file reads as garbage; the hash is the clearer reason when it differs.
             file.seek(0)

@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from venvlayers.contract import LayerPublication
+from venvlayers.contract.delta import DELTA_DESCRIPTOR
 from venvlayers.contract.postinstall import run_postinstall
 from venvlayers.deploy.compile import BackgroundCompiler
 from venvlayers.deploy.dirlock import target_lock
 from venvlayers.deploy.extract import (
     ArchiveRefused,
     CheckedArchive,
+    LayerWriter,
     Unpacked,
     check_archive,
     free_space,
@@ -61,7 +63,9 @@ from venvlayers.deploy.record import (
     load_record,
     save_record,
 )
+from venvlayers.deploy.sources import LayerSource, SourceRefused, build_from_manifest, choose_source
 from venvlayers.deploy.steps import StepHook, no_hook
+from venvlayers.deploy.store import Store
 from venvlayers.deploy.trust import check_plan_signed, check_trust, remember_trust
 from venvlayers.errors import DeployError, ToolError
 
@@ -71,6 +75,10 @@ class DeployResult:
     deployed: tuple[str, ...]  # install targets newly unpacked
     skipped: tuple[str, ...]  # install targets already in place with the same archive
     apps: tuple[str, ...]  # install targets of the apps deployed
+    # How layer files were made from the content store ("" when nothing was unpacked).
+    link_mode: str = ""
+    # Per new layer: "full", "delta" or "store" (see deploy/sources.py).
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 def deploy(
@@ -83,6 +91,7 @@ def deploy(
     progress: DeployProgress | None = None,
     step_hook: StepHook | None = None,
     require_signature: Path | None = None,
+    link_mode: str = "auto",
 ) -> DeployResult:
     """Deploy the apps named (all by default) from the published output ``source``.
 
@@ -91,28 +100,37 @@ def deploy(
     ``step_hook`` is called at each step (see deploy/steps.py), for tests.
     ``require_signature``: an allowed-signers file the output must be signed by (a target
     that required one before still does; see deploy/trust.py).
+    ``link_mode``: how layer files are made from the content store (see deploy/store.py).
     """
     hook = step_hook or no_hook
     target = Path(os.path.abspath(target))
     trust = check_trust(source, target, require_signature)
     plan = plan_deploy(source, apps)
     check_plan_signed(trust, plan.layers)
+    store = Store(target, link_mode)
     # Each archive stays open from its check to its unpacking: what was checked is what is
     # unpacked, whatever happens to the file's name in between.
-    checked: dict[str, CheckedArchive] = {}
+    checked: dict[str, LayerSource] = {}
     try:
         # Check before taking the lock, so a refused deploy leaves no trace in ``target``;
         # under the lock, anything a concurrent deploy or gc changed meanwhile is checked too.
-        _check_archives(plan, _pending(plan, target, load_record(target)), checked, target, report)
+        record = load_record(target)
+        _check_archives(
+            plan, _pending(plan, target, record), checked, target, store, record, report
+        )
         with target_lock(target, report):
             recover_leftovers(target, report)
+            store.recover()
             record = load_record(target)
             pending = _pending(plan, target, record)
-            _check_archives(plan, pending, checked, target, report)
+            _check_archives(plan, pending, checked, target, store, record, report)
+            _still_stored(checked, pending, store, target)
+            if pending:
+                report(store.describe())
             compiler = BackgroundCompiler(
                 target, enabled=compile_bytecode, on_done=progress.compiled if progress else None
             )
-            work = _Work(target, compiler, report, progress, hook)
+            work = _Work(target, compiler, report, progress, hook, store)
             try:
                 _unpack_in_order(plan, pending, checked, work)
             except BaseException:
@@ -128,6 +146,8 @@ def deploy(
         deployed=tuple(la.install_target for la in plan.layers if la.install_target in deployed),
         skipped=tuple(la.install_target for la in plan.layers if la.install_target not in deployed),
         apps=tuple(app.install_target for app in plan.apps),
+        link_mode=store.link_mode if pending else "",
+        sources={name: checked[name].kind for name in deployed},
     )
 
 
@@ -140,6 +160,7 @@ class _Work:
     report: Callable[[str], None]
     progress: DeployProgress | None
     hook: StepHook
+    store: Store
     # Per new layer: its file record, and the stat keys of its paths once post-installed.
     files: dict[str, LayerFiles] = field(default_factory=dict)
     keys: dict[str, dict[str, StatKey]] = field(default_factory=dict)
@@ -210,29 +231,40 @@ def _pending(plan: DeployPlan, target: Path, record: DeploymentRecord) -> list[L
 def _check_archives(
     plan: DeployPlan,
     layers: Sequence[LayerPublication],
-    checked: dict[str, CheckedArchive],
+    checked: dict[str, LayerSource],
     target: Path,
+    store: Store,
+    record: DeploymentRecord,
     report: Callable[[str], None],
 ) -> None:
-    """Check every archive not checked yet, side by side (hashing and zstd free the GIL).
+    """Choose and check the source of every layer not checked yet, side by side (hashing
+    and zstd free the GIL); see deploy/sources.py.
 
-    Each may expand to no more than the space free in ``target``, and together they must
-    fit in it: an archive claiming more is refused before it is unpacked, not once the disk
-    is full.
+    Each archive may expand to no more than the space free in ``target``, and together they
+    must fit in it: an archive claiming more is refused before it is unpacked, not once the
+    disk is full.
     """
     todo = [layer for layer in layers if layer.install_target not in checked]
     for layer in todo:
-        report(f"{layer.install_target}: checking {archive_of(layer).archive_name}")
+        report(f"{layer.install_target}: checking what it needs")
     space = free_space(target)
+    held = {known.sha256 for name, known in record.layers.items() if (target / name).is_dir()}
     with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1) or 1) as pool:
-        results = list(pool.map(lambda layer: _check_archive(plan, layer, space), todo))
+        results = list(
+            pool.map(lambda layer: _choose(plan, layer, space, store, held, report), todo)
+        )
     for layer, result in zip(todo, results, strict=True):
-        if isinstance(result, CheckedArchive):
+        if isinstance(result, LayerSource):
             checked[layer.install_target] = result
+            report(result.describe())
     failures = [result for result in results if isinstance(result, str)]
     if failures:
         raise DeployError(f"{failures[0]}; nothing in {target} was changed")
-    needed = sum(checked[layer.install_target].expanded for layer in layers)
+    needed = sum(
+        source.archive.expanded
+        for layer in layers
+        if (source := checked[layer.install_target]).archive is not None
+    )
     if needed > space:
         raise DeployError(
             f"{target}: the {len(layers)} layers to unpack need {needed} bytes, only {space}"
@@ -240,27 +272,64 @@ def _check_archives(
         )
 
 
-def _check_archive(plan: DeployPlan, layer: LayerPublication, space: int) -> CheckedArchive | str:
-    """The layer's archive, checked and open; or why it is refused."""
-    archive = archive_of(layer)
-    try:
+def _choose(
+    plan: DeployPlan,
+    layer: LayerPublication,
+    space: int,
+    store: Store,
+    held: set[str],
+    report: Callable[[str], None],
+) -> LayerSource | str:
+    """The layer's source, its archive (if any) checked and open; or why none will do."""
+
+    def open_archive(name: str, size: int, sha256: str, capture: Collection[str]) -> CheckedArchive:
         return check_archive(
-            plan.archive_path(layer),
-            size=archive.archive_size,
-            sha256=archive.archive_hashes["sha256"],
+            plan.root / name,
+            size=size,
+            sha256=sha256,
             top=layer.install_target,
             root=plan.root,
             space=space,
             lower=(layer.runtime_layer, *layer.required_layers),
+            capture=capture,
+        )
+
+    try:
+        return choose_source(
+            layer,
+            root=plan.root,
+            store=store,
+            held=held,
+            open_archive=open_archive,
+            full_path=plan.archive_path(layer),
+            report=report,
         )
     except ArchiveRefused as exc:
         return f"{plan.archive_path(layer)}: refused, {exc}"
+    except SourceRefused as exc:
+        return str(exc)
+
+
+def _still_stored(
+    checked: dict[str, LayerSource],
+    pending: Sequence[LayerPublication],
+    store: Store,
+    target: Path,
+) -> None:
+    """The entries chosen before the lock was taken are still there (no gc ran meanwhile)."""
+    for layer in pending:
+        for key in checked[layer.install_target].ready.values():
+            if not os.path.isfile(store.path(key)):
+                raise DeployError(
+                    f"{target}: the content store changed while this deploy waited for the"
+                    f" lock; deploy again (nothing in {target} was changed)"
+                )
 
 
 def _unpack_in_order(
     plan: DeployPlan,
     pending: Sequence[LayerPublication],
-    checked: dict[str, CheckedArchive],
+    checked: dict[str, LayerSource],
     work: _Work,
 ) -> None:
     """Unpack every pending layer, then ready and place each one, runtime first.
@@ -285,8 +354,8 @@ def _unpack_in_order(
                     _unpack,
                     checked[layer.install_target],
                     partials[layer.install_target],
-                    work.report,
-                    _on_read(work.progress, layer),
+                    work,
+                    _on_read(work.progress, layer, checked[layer.install_target].size),
                 )
                 for layer in pending
             }
@@ -334,11 +403,11 @@ def _make_ready(layer: LayerPublication, partial: Path, contents: Unpacked, work
 
 
 def _on_read(
-    progress: DeployProgress | None, layer: LayerPublication
+    progress: DeployProgress | None, layer: LayerPublication, size: int
 ) -> Callable[[int], None] | None:
     if progress is None:
         return None
-    return progress.unpacking(layer.install_target, archive_of(layer).archive_size)
+    return progress.unpacking(layer.install_target, size)
 
 
 class _Refused(DeployError):
@@ -346,18 +415,39 @@ class _Refused(DeployError):
 
 
 def _unpack(
-    checked: CheckedArchive,
+    source: LayerSource,
     partial: Path,
-    report: Callable[[str], None],
+    work: _Work,
     on_read: Callable[[int], None] | None = None,
 ) -> Unpacked:
-    report(f"{checked.top}: unpacking")
+    name = source.layer.install_target
+    told = False
+
+    def before_put() -> None:
+        nonlocal told
+        if not told:
+            told = True
+            work.hook("store", name)
+
+    writer = LayerWriter(
+        partial,
+        store=work.store,
+        ready=source.ready,
+        skip=(DELTA_DESCRIPTOR,) if source.kind == "delta" else (),
+        before_put=before_put,
+    )
+    work.report(f"{name}: unpacking")
+    what = source.archive.path if source.archive is not None else name
     try:
-        return checked.extract(partial, on_read=on_read)
+        if source.archive is not None:
+            source.archive.extract(partial, on_read=on_read, writer=writer)
+        if source.kind != "full":
+            build_from_manifest(source, partial, writer)
     except ArchiveRefused as exc:
-        raise _Refused(f"{checked.path}: refused, {exc}; deploy stopped") from None
+        raise _Refused(f"{what}: refused, {exc}; deploy stopped") from None
     finally:
-        checked.close()
+        source.close()
+    return Unpacked(writer.entries, writer.keys)
 
 
 def _postinstall(layer_dir: Path, name: str, target: Path, report: Callable[[str], None]) -> None:

@@ -33,6 +33,8 @@ class Member:
     size: int = 0
     # Symlinks: the link text; hard links: the archive name of the linked file.
     link: str = ""
+    # Regular files: whether any execute bit is set (the store keys content by it).
+    executable: bool = False
 
 
 class UnsafeMember(Exception):

@@ -4,6 +4,8 @@ A hook is a plain callable given to :func:`venvlayers.deploy.deploy`; nothing on
 production path reads a test switch. It is called with the step and the layer's install
 target ("" for steps that concern no single layer):
 
+- ``store``: a layer's first new file is written in its partial folder and about to enter
+  the content store (called from the unpacking thread);
 - ``extract``: a layer was unpacked into its partial folder;
 - ``postinstall``: its postinstall.py ran and its file record was written; the folder is
   not yet in place;
@@ -21,7 +23,7 @@ from collections.abc import Callable
 
 StepHook = Callable[[str, str], None]
 
-STEPS = ("extract", "postinstall", "swap", "record", "compile")
+STEPS = ("store", "extract", "postinstall", "swap", "record", "compile")
 
 
 def no_hook(_step: str, _install_target: str) -> None:
