@@ -15,6 +15,7 @@ selection rules of :func:`venvlayers.contract.layer_files.scan_layer` and carryi
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -579,3 +580,77 @@ def real_stack(root: Path, *, framework_version: int = 1, fmt: str = ".tar.zst")
 def copy_tree(source: Path, dest: Path) -> Path:
     shutil.copytree(source, dest, symlinks=True)
     return dest
+
+
+# --- deltas and the content store -----------------------------------------------------------
+
+
+def add_delta(old: Path, new: Path, layer_name: str) -> Path:
+    """Publish in ``new`` a delta of ``layer_name`` against its version in ``old``, as
+    `publish --delta-from` does (manifests beside the archives too); returns its archive."""
+    from venvlayers.contract import MANIFESTS_DIR, DeltaFields, read_stack_metadata
+    from venvlayers.contract.delta import DELTA_DESCRIPTOR, DeltaDescriptor, delta_content
+    from venvlayers.contract.manifest import manifest_entries
+
+    _, old_layers = read_stack_metadata(old)
+    _, new_layers = read_stack_metadata(new)
+    base = next(layer for layer in old_layers if layer.layer_name == layer_name)
+    layer = next(layer for layer in new_layers if layer.layer_name == layer_name)
+    assert base.archive is not None and layer.archive is not None
+    top = layer.install_target
+    manifest_name = f"{top}/{layout.LAYER_MANIFEST}"
+
+    old_entries = dict(
+        (info.name, data) for info, data in read_tar_entries(old / base.archive.archive_name)
+    )
+    old_manifest = old_entries[f"{base.install_target}/{layout.LAYER_MANIFEST}"]
+    entries = read_tar_entries(new / layer.archive.archive_name)
+    new_manifest = dict((info.name, data) for info, data in entries)[manifest_name]
+    content = delta_content(
+        manifest_entries(json.loads(old_manifest)), manifest_entries(json.loads(new_manifest))
+    )
+    base_sha = base.archive.archive_hashes["sha256"]
+    folders = {f"{top}/{p}".rsplit("/", 1)[0] for p in content.added}
+    chosen = [
+        (info, data)
+        for info, data in entries
+        if info.name == top
+        or (info.isdir() and any(f == info.name or f.startswith(info.name + "/") for f in folders))
+        or info.name.removeprefix(top + "/") in content.added
+    ]
+    descriptor = DeltaDescriptor(base.install_target, base_sha, content.removed).to_bytes()
+    chosen.append(tar_entry(manifest_name, data=new_manifest))
+    chosen.append(tar_entry(f"{top}/{DELTA_DESCRIPTOR}", data=descriptor))
+    archive = write_tar(new / f"{top}.delta-{base_sha[:12]}.tar.zst", chosen)
+    beside = new / MANIFESTS_DIR / f"{top}.json"
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    beside.write_bytes(new_manifest)
+    delta = DeltaFields(
+        archive_name=archive.name,
+        archive_size=archive.stat().st_size,
+        archive_sha256=sha256_file(archive),
+        base_install_target=base.install_target,
+        base_archive_sha256=base_sha,
+        manifest_sha256=hashlib.sha256(new_manifest).hexdigest(),
+    )
+    write_stack_metadata(
+        new, [la.with_deltas((delta,)) if la is layer else la for la in new_layers]
+    )
+    return archive
+
+
+def store_entries(target: Path) -> dict[str, Path]:
+    """The content store's entries by file name."""
+    store = target / ".venvlayers/store"
+    return {p.name: p for p in store.glob("??/*")} if store.is_dir() else {}
+
+
+def disk_use(folder: Path) -> int:
+    """Bytes of blocks used under ``folder``, each inode counted once (as ``du``)."""
+    seen, total = set(), 0
+    for path in [folder, *folder.rglob("*")]:
+        info = path.lstat()
+        if (info.st_dev, info.st_ino) not in seen:
+            seen.add((info.st_dev, info.st_ino))
+            total += info.st_blocks * 512
+    return total

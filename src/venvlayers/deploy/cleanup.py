@@ -14,9 +14,10 @@ from pathlib import Path
 
 from venvlayers import layout
 from venvlayers.deploy.dirlock import target_lock
-from venvlayers.deploy.files import marker_token, prune_files
+from venvlayers.deploy.files import load_files, marker_token, prune_files, store_keys
 from venvlayers.deploy.places import discard, is_layer_path, recover_leftovers
 from venvlayers.deploy.record import DeployedApp, DeploymentRecord, load_record, save_record
+from venvlayers.deploy.store import Store, StoreKey
 from venvlayers.errors import DeployError
 
 
@@ -82,7 +83,8 @@ def _check_in_use(target: Path, record: DeploymentRecord) -> None:
 def gc(
     target: Path, *, dry_run: bool = False, report: Callable[[str], None] = lambda _m: None
 ) -> tuple[str, ...]:
-    """Remove the layer folders no deployed app uses; returns their names."""
+    """Remove the layer folders no deployed app uses, then the content-store entries no
+    remaining layer was unpacked with; returns the layers' names."""
     target = Path(os.path.abspath(target))
     if dry_run:
         _check_in_use(target, load_record(target, required=True))
@@ -96,4 +98,29 @@ def gc(
         for name in unused:
             discard(target / name)
         prune_files(target, (layer.token for layer in kept.layers.values()))
+        in_use = _store_keys_in_use(target, kept, report)
+        if in_use is not None:
+            removed, freed = Store(target).prune(in_use)
+            if removed:
+                report(f"store: removed {removed} files no layer uses ({freed} bytes freed)")
     return unused
+
+
+def _store_keys_in_use(
+    target: Path, record: DeploymentRecord, report: Callable[[str], None]
+) -> set[StoreKey] | None:
+    """The store keys of every recorded layer; None (collect nothing) when a file record
+    cannot be read: a layer may still need what it would name."""
+    keys: set[StoreKey] = set()
+    for name, layer in record.layers.items():
+        if not layer.token:
+            continue
+        try:
+            files = load_files(target, name, layer.token)
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            files = None
+        if files is None:
+            report(f"store: not collected, the file record of {name} is unusable (deploy again)")
+            return None
+        keys |= store_keys(files)
+    return keys

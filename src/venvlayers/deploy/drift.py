@@ -21,10 +21,16 @@ from venvlayers.deploy.files import (
     hash_file,
     load_files,
     marker_token,
+    store_keys,
     walk,
 )
 from venvlayers.deploy.record import DeployedApp, DeploymentRecord, load_record
+from venvlayers.deploy.store import Store, StoreKey
 from venvlayers.deploy.trust import trust_problems
+
+# sha256 by (inode, size, mtime): a file linked into several layers and the store is read
+# once per verify.
+_Hashes = dict[tuple[int, int, int], str]
 
 
 @dataclass(frozen=True)
@@ -65,15 +71,33 @@ class LayerDrift:
 
 
 @dataclass(frozen=True)
+class StaleEntry:
+    """A content-store entry whose content no longer hashes to its name: a file was changed
+    through one of its links, which changes it in every layer using it."""
+
+    sha256: str
+    executable: bool
+    layers: tuple[str, ...]
+
+    def render(self) -> str:
+        kind = "executable file" if self.executable else "file"
+        return (
+            f"store: the {kind} {self.sha256[:16]} no longer matches its content hash;"
+            f" layers using it: {', '.join(self.layers)} (deploy them again into a new folder)"
+        )
+
+
+@dataclass(frozen=True)
 class VerifyReport:
     target: Path
     layers: tuple[LayerDrift, ...]
     # Problems of the deployment as a whole (its signature, see deploy/trust.py).
     problems: tuple[str, ...] = ()
+    stale: tuple[StaleEntry, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return not self.problems and all(layer.ok for layer in self.layers)
+        return not self.problems and not self.stale and all(layer.ok for layer in self.layers)
 
     def render(self) -> str:
         drifted = sum(not layer.ok for layer in self.layers)
@@ -82,13 +106,24 @@ class VerifyReport:
             if drifted == 0
             else f"{drifted} of {len(self.layers)} layers differ from their deployment record"
         )
-        return "\n".join([*(layer.render() for layer in self.layers), *self.problems, summary])
+        return "\n".join(
+            [
+                *(layer.render() for layer in self.layers),
+                *(entry.render() for entry in self.stale),
+                *self.problems,
+                summary,
+            ]
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "target": os.fspath(self.target),
             "ok": self.ok,
             "problems": list(self.problems),
+            "store": [
+                {"sha256": e.sha256, "executable": e.executable, "layers": list(e.layers)}
+                for e in self.stale
+            ],
             "layers": {
                 layer.install_target: {
                     "ok": layer.ok,
@@ -111,9 +146,52 @@ def verify(target: Path, apps: Sequence[str] = ()) -> VerifyReport:
     record = load_record(target, required=True)
     layers = _layers_to_check(record, apps, target)
     problems = trust_problems(target, {n: layer.sha256 for n, layer in record.layers.items()})
-    return VerifyReport(
-        target, tuple(_verify_layer(target, record, name) for name in layers), tuple(problems)
-    )
+    hashes: _Hashes = {}
+    drifts = tuple(_verify_layer(target, record, name, hashes) for name in layers)
+    stale = _stale_entries(target, record, layers, hashes)
+    return VerifyReport(target, drifts, tuple(problems), stale)
+
+
+def _stale_entries(
+    target: Path, record: DeploymentRecord, checked: Sequence[str], hashes: _Hashes
+) -> tuple[StaleEntry, ...]:
+    """The store entries the checked layers use whose content no longer matches their key,
+    each with every recorded layer that uses it."""
+    users: dict[StoreKey, list[str]] = {}
+    for name, known in sorted(record.layers.items()):
+        if not known.token:
+            continue
+        try:
+            files = load_files(target, name, known.token)
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            continue
+        if files is None:
+            continue
+        for key in store_keys(files):
+            users.setdefault(key, []).append(name)
+    wanted = set(checked)
+    store = Store(target)
+    stale = []
+    for key, layers in sorted(users.items()):
+        if not wanted.intersection(layers):
+            continue
+        path = store.path(key)
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            continue  # collected, or the layer came from before the store
+        digest = _hash(path, info, hashes)
+        if digest != key[0] or bool(info.st_mode & 0o100) != key[1]:
+            stale.append(StaleEntry(key[0], key[1], tuple(layers)))
+    return tuple(stale)
+
+
+def _hash(path: str, info: os.stat_result, hashes: _Hashes) -> str:
+    cache = (info.st_ino, info.st_size, info.st_mtime_ns)
+    found = hashes.get(cache)
+    if found is None:
+        found = hashes[cache] = hash_file(path)
+    return found
 
 
 def _layers_to_check(record: DeploymentRecord, names: Sequence[str], target: Path) -> list[str]:
@@ -132,7 +210,7 @@ def _layers_to_check(record: DeploymentRecord, names: Sequence[str], target: Pat
     return list(ordered)
 
 
-def _verify_layer(target: Path, record: DeploymentRecord, name: str) -> LayerDrift:
+def _verify_layer(target: Path, record: DeploymentRecord, name: str, hashes: _Hashes) -> LayerDrift:
     layer_dir = target / name
     if not layer_dir.is_dir():
         return LayerDrift(name, problem="layer folder missing; deploy again")
@@ -165,14 +243,14 @@ def _verify_layer(target: Path, record: DeploymentRecord, name: str) -> LayerDri
     changed = sorted(
         path or "."
         for path, entry in expected.items()
-        if path in found and not _matches(layer_dir, path, found[path], entry)
+        if path in found and not _matches(layer_dir, path, found[path], entry, hashes)
     )
     missing = sorted(path for path in expected if path not in found)
     unexpected = sorted(path for path in found if path not in expected)
     return LayerDrift(name, tuple(changed), tuple(missing), tuple(unexpected))
 
 
-def _matches(layer_dir: Path, path: str, seen: Seen, entry: Entry) -> bool:
+def _matches(layer_dir: Path, path: str, seen: Seen, entry: Entry, hashes: _Hashes) -> bool:
     if seen.kind != entry.kind:
         return False
     if entry.kind == "l":
@@ -181,4 +259,10 @@ def _matches(layer_dir: Path, path: str, seen: Seen, entry: Entry) -> bool:
         return False
     if entry.kind == "d":
         return True
-    return seen.key[1] == entry.size and hash_file(os.path.join(layer_dir, path)) == entry.sha256
+    if seen.key[1] != entry.size:
+        return False
+    cache = (seen.key[0], seen.key[1], seen.key[2])
+    found = hashes.get(cache)
+    if found is None:
+        found = hashes[cache] = hash_file(os.path.join(layer_dir, path))
+    return found == entry.sha256

@@ -216,6 +216,15 @@ class LayerFiles:
         )
 
 
+def store_keys(files: LayerFiles) -> set[tuple[str, bool]]:
+    """The content-store keys (sha256, executable) of the files the layer was unpacked with."""
+    return {
+        (entry.sha256, bool(entry.mode & 0o100))
+        for entry in files.archive.values()
+        if entry.kind == "f"
+    }
+
+
 def new_token() -> str:
     return secrets.token_hex(8)
 

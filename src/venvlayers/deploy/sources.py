@@ -183,8 +183,8 @@ def _delta_source(
         if lacking:
             archive.close()
             return (
-                f"{delta.archive_name} needs {lacking} files that neither it nor the store"
-                f" holds (its base is {delta.base_install_target})"
+                f"the target does not hold its base {delta.base_install_target} (nor the"
+                f" {lacking} files {delta.archive_name} lacks)"
             )
         dirs = [m for m in archive.members if m.kind is MemberKind.DIR]
         _check_final(layer, _members_of(layer.install_target, manifest, dirs))

@@ -85,7 +85,7 @@ class Store:
         self.target = target
         self.root = target / STORE_DIR
         self._asked = link_mode
-        self._mode: str | None = None if link_mode == "auto" else link_mode
+        self._mode: str | None = None
         # Entries hashed by this deploy and found to match their name (or just written).
         self._good: set[StoreKey] = set()
         self._folders: set[str] = set()
@@ -120,17 +120,24 @@ class Store:
         return self._mode
 
     def _probe(self) -> str:
-        """The first of hardlink, reflink, copy that works from the store into DIR."""
+        """The first of hardlink, reflink, copy that works from the store into DIR (or the
+        mode asked for, if it works)."""
         source = self._tmp_name()
         with open(source, "wb") as stream:
             stream.write(b"probe")
         dest = os.path.join(self.target, f".store-probe.partial-{secrets.token_hex(4)}")
+        tried = ("hardlink", "reflink") if self._asked == "auto" else (self._asked,)
         try:
-            for mode in ("hardlink", "reflink"):
+            for mode in tried:
                 try:
                     _place(mode, source, dest)
-                except OSError:
-                    continue
+                except OSError as exc:
+                    if self._asked == "auto":
+                        continue
+                    raise DeployError(
+                        f"{self.target}: --link-mode {mode} does not work here"
+                        f" ({exc.strerror}); use auto or another mode"
+                    ) from None
                 finally_unlink(dest)
                 return mode
             return "copy"
@@ -177,11 +184,17 @@ class Store:
                 self._good.add(key)
                 return
             except FileExistsError:
-                pass
+                # Another layer of this deploy, or an earlier deploy, stored it: the file
+                # just written gives way to a link to the entry, if the entry is sound.
+                if self.has_good(key):
+                    self._relink(written, key)
+                    return
             except OSError as exc:
                 if exc.errno != errno.EMLINK:
                     raise
                 # Too many links to one inode (ext4: 65000): the entry gets its own copy.
+        elif os.path.exists(final) and self.has_good(key):
+            return  # a copy or clone is the layer's own file already
         tmp = self._tmp_name()
         try:
             if self.link_mode == "hardlink":
@@ -198,6 +211,16 @@ class Store:
             finally_unlink(tmp)
             raise
         self._good.add(key)
+
+    def _relink(self, written: str, key: StoreKey) -> None:
+        folder, name = os.path.split(written)
+        tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}")
+        try:
+            self.place(key, tmp)
+            os.replace(tmp, written)
+        except BaseException:
+            finally_unlink(tmp)
+            raise
 
     def place(self, key: StoreKey, dest: str) -> None:
         """Create ``dest`` (which must not exist) from the entry of ``key``."""
@@ -237,6 +260,10 @@ class Store:
                 # A name that is the inode's last one frees its blocks.
                 freed += info.st_size if info.st_nlink == 1 else 0
         self.recover()
+        for folder in self.root.iterdir() if self.root.is_dir() else ():
+            if len(folder.name) == 2 and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        self._folders.clear()
         return removed, freed
 
 
