@@ -44,6 +44,11 @@ deployment_folder = click.argument("target", type=UserPath(folder=True, exists=T
     help="Refuse output not signed by a key in this OpenSSH allowed-signers file; the target"
     " keeps it and requires it of every later deploy (docs/supply-chain.md).",
 )  # fmt: skip
+@click.option(
+    "--link-mode", type=click.Choice(["auto", "hardlink", "reflink", "copy"]), default="auto",
+    show_default=True, help="How layer files are made from the target's content store"
+    " (docs/deploying.md).",
+)  # fmt: skip
 @output_options
 def deploy(
     source: Path | OciRef,
@@ -51,6 +56,7 @@ def deploy(
     apps: tuple[str, ...],
     compile_bytecode: bool,
     require_signature: Path | None,
+    link_mode: str,
 ) -> None:
     """Deploy apps from a published output folder SOURCE into --target.
 
@@ -71,10 +77,12 @@ def deploy(
             source, target, apps=apps, report=ui.info,
             compile_bytecode=compile_bytecode and not environment.current().no_compile,
             progress=display if display.enabled else None,
-            require_signature=require_signature,
+            require_signature=require_signature, link_mode=link_mode,
         )  # fmt: skip
     doc = deploy_doc(source, target, result, time.monotonic() - started)
-    emit("deploy", doc, deploy_lines(doc))
+    doc.update(link_mode=result.link_mode, sources=result.sources)
+    store = [f"layer files from the content store: {result.link_mode}"] if result.link_mode else []
+    emit("deploy", doc, [*deploy_lines(doc), *store])
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

@@ -134,6 +134,10 @@ class Store:
                 except OSError as exc:
                     if self._asked == "auto":
                         continue
+                    finally_unlink(source)
+                    for folder in (os.path.dirname(source), self.root):
+                        with contextlib.suppress(OSError):
+                            os.rmdir(folder)
                     raise DeployError(
                         f"{self.target}: --link-mode {mode} does not work here"
                         f" ({exc.strerror}); use auto or another mode"
