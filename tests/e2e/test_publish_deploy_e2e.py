@@ -20,6 +20,7 @@ ENV_FIELDS = {
     "runtime_layer", "python_implementation", "bound_to_implementation", "required_layers",
     "app_launch_module", "app_launch_module_hash", "archive_build", "archive_name",
     "target_platform", "archive_size", "archive_hashes",
+    "sbom",  # extension: the layer's SBOM beside the archives
 }  # fmt: skip
 
 

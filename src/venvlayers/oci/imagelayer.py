@@ -49,6 +49,10 @@ class _Hashing:
             self.sink.flush()
 
 
+# Names a deploy keeps at a layer's root for itself (".venvlayers-layer", ...).
+_DEPLOY_STATE = ".venvlayers"
+
+
 def pack_layer(folder: Path, prefix: str, dest: Path, *, mtime: int) -> PackedLayer:
     """Write ``folder`` as tar entries under ``prefix`` (``opt/venvlayers/<target>``)."""
     with dest.open("wb") as out:
@@ -66,7 +70,7 @@ def pack_layer(folder: Path, prefix: str, dest: Path, *, mtime: int) -> PackedLa
                 for depth in range(1, len(parts)):
                     tar.addfile(_info("/".join(parts[:depth]), tarfile.DIRTYPE, 0o755, mtime))
                 tar.addfile(_info(prefix.strip("/"), tarfile.DIRTYPE, 0o755, mtime))
-                _add_tree(tar, folder, prefix.strip("/"), mtime)
+                _add_tree(tar, folder, prefix.strip("/"), mtime, top=True)
         out.flush()
         os.fsync(out.fileno())
     return PackedLayer(
@@ -87,9 +91,15 @@ def _info(name: str, kind: bytes, mode: int, mtime: int) -> tarfile.TarInfo:
     return info
 
 
-def _add_tree(tar: tarfile.TarFile, folder: Path, name: str, mtime: int) -> None:
+def _add_tree(
+    tar: tarfile.TarFile, folder: Path, name: str, mtime: int, *, top: bool = False
+) -> None:
     entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
     for entry in entries:
+        if top and entry.name.startswith(_DEPLOY_STATE):
+            # The deploy's own marker (a random token naming this deployment): not layer
+            # content, and it would give every image its own copy of a shared layer.
+            continue
         member = f"{name}/{entry.name}"
         st = entry.stat(follow_symlinks=False)
         if stat.S_ISLNK(st.st_mode):
