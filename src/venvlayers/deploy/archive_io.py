@@ -1,0 +1,167 @@
+"""What every archive reader shares: bounds, hashing streams, the scan and its refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import lzma
+import os
+import shutil
+import struct
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import zstandard
+
+from venvlayers.deploy.members import (
+    Member,
+    UnsafeMember,
+    layer_relative,
+)
+
+_CHUNK = 1 << 20
+# tarfile's stream buffer: it copies what remains of the buffer on every read of a member
+# header, so a large buffer makes archives of many small files slow.
+_TAR_BUFFER = 1 << 16
+# Headers tarfile may read before one member (pax records, GNU long names): tarfile holds a
+# header in memory, so a header claiming gigabytes would exhaust memory before any check.
+_HEADER_ALLOWANCE = 1 << 20
+# The longest symlink target a file system accepts (PATH_MAX).
+_MAX_LINK_TEXT = 4096
+# Members a scan keeps in memory (a layer's manifest, a delta's descriptor): at most this
+# much in all, so a hostile archive cannot make the check hold gigabytes.
+_CAPTURE_ALLOWANCE = 64 << 20
+_CHANGED = "changed while it was being unpacked"
+# Errors a damaged archive raises from the decompressors and readers.
+_CORRUPT = (
+    tarfile.TarError,
+    zstandard.ZstdError,
+    lzma.LZMAError,
+    zlib.error,
+    zipfile.BadZipFile,
+    EOFError,
+    OSError,
+    ValueError,
+    struct.error,
+)
+
+
+class ArchiveRefused(Exception):
+    """The archive is damaged or unsafe; ``str()`` is the reason, for one line of output."""
+
+
+class _HashMismatch(ArchiveRefused):
+    def __init__(self) -> None:
+        super().__init__("does not match its published sha256")
+
+
+class _PastLimit(Exception):
+    """More decompressed bytes than allowed were about to be read."""
+
+
+def free_space(folder: Path) -> int:
+    """Bytes still free on the file system that holds (or will hold) ``folder``."""
+    path = Path(os.path.abspath(folder))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def _too_big(space: int) -> str:
+    return f"expands to more than the {space} bytes free in the deployment folder"
+
+
+class _HashingReader:
+    """Reads and hashes exactly ``size`` bytes of an open archive, from where it stands."""
+
+    def __init__(self, raw: IO[bytes], size: int) -> None:
+        self._raw = raw
+        self._left = size
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        # One byte more than is left shows a file that grew since its size was checked.
+        wanted = self._left + 1 if size < 0 else min(size, self._left + 1)
+        data = self._raw.read(wanted)
+        if len(data) > self._left:
+            raise ArchiveRefused(_CHANGED)
+        self._left -= len(data)
+        self.digest.update(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def drain(self) -> str:
+        """Hash the rest of the file (readers may stop before its end); the hex digest."""
+        while self.read(_CHUNK):
+            pass
+        if self._left:
+            raise ArchiveRefused(_CHANGED)
+        return self.digest.hexdigest()
+
+
+class _BoundedStream:
+    """A decompressed stream that raises :class:`_PastLimit` at the first byte past ``limit``."""
+
+    def __init__(self, stream: IO[bytes], limit: int) -> None:
+        self._stream = stream
+        self.limit = limit
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        room = self.limit - self.count + 1
+        data = self._stream.read(room if size < 0 else min(size, room))
+        self.count += len(data)
+        if self.count > self.limit:
+            raise _PastLimit
+        return data
+
+
+@dataclass(frozen=True)
+class _Scan:
+    members: list[Member]
+    sha256: str
+    # What unpacking will read: decompressed bytes (tar), or the sum of member sizes (zip).
+    expanded: int
+    # The data of the regular files asked for, by layer-relative path.
+    captured: dict[str, bytes]
+
+
+def _wanted(name: str, top: str, capture: Collection[str]) -> str | None:
+    """The layer-relative path of ``name`` if it is to be captured (bad names are left to
+    :func:`check_members`)."""
+    if not capture:
+        return None
+    try:
+        relative = layer_relative(name, top)
+    except UnsafeMember:
+        return None
+    return relative if relative in capture else None
+
+
+def _keep(captured: dict[str, bytes], relative: str, data: bytes) -> None:
+    if sum(map(len, captured.values())) + len(data) > _CAPTURE_ALLOWANCE:
+        raise ArchiveRefused(f"member {relative!r} is larger than {_CAPTURE_ALLOWANCE} bytes")
+    captured[relative] = data
+
+
+def _bounded_chunks(member: Member, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    left = member.size
+    for chunk in chunks:
+        if len(chunk) > left:
+            raise ArchiveRefused(
+                f"member {member.name!r} holds more than its declared {member.size} bytes"
+            )
+        left -= len(chunk)
+        yield chunk
+    if left:
+        raise ArchiveRefused(
+            f"member {member.name!r} holds less than its declared {member.size} bytes"
+        )
