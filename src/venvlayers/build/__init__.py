@@ -6,8 +6,9 @@ Names are imported on first use, so importing a submodule does not load the whol
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from venvlayers._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from venvlayers.build.build_record import BuildRecord
@@ -24,7 +25,4 @@ _HOMES = {
 __all__ = ["BuildOptions", "BuildRecord", "BuildResult", "build_stack", "default_build_dir"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'venvlayers.build' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"venvlayers.build.{_HOMES[name]}"), name)
+__getattr__ = lazy_attributes(__name__, _HOMES)

@@ -5,9 +5,10 @@ Names are imported on first use, so `venvlayers run` loads only what running nee
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from venvlayers._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from venvlayers.deploy.adopt import adopt_export
@@ -52,10 +53,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'venvlayers.deploy' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"venvlayers.deploy.{_HOMES[name]}"), name)
+__getattr__ = lazy_attributes(__name__, _HOMES)
 
 
 def held_archives(target: Path) -> dict[str, str]:

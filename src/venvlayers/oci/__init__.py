@@ -7,8 +7,9 @@ imported on first use, so the CLI can parse an ``oci://`` argument without loadi
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from venvlayers._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from venvlayers.oci.client import Counters
@@ -49,7 +50,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'venvlayers.oci' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"venvlayers.oci.{_HOMES[name]}"), name)
+__getattr__ = lazy_attributes(__name__, _HOMES)

@@ -6,8 +6,9 @@ Names are imported on first use, so importing a submodule does not load the whol
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from venvlayers._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from venvlayers.publish.export import ExportResult, export_stack
@@ -43,7 +44,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'venvlayers.publish' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"venvlayers.publish.{_HOMES[name]}"), name)
+__getattr__ = lazy_attributes(__name__, _HOMES)
