@@ -13,7 +13,7 @@ import pytest
 import zstandard
 
 from tests.e2e.helpers import venvlayers
-from tests.test_lock_local import make_wheel
+from tests.lock.test_lock_local import make_wheel
 
 pytestmark = [pytest.mark.slow]
 

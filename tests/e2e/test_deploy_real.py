@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy_support import FEATURE, RUNTIME, real_stack
+from tests.deploy.deploy_support import FEATURE, RUNTIME, real_stack
 from tests.e2e.helpers import venvlayers
 
 pytestmark = pytest.mark.slow

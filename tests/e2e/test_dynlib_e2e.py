@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.build.test_dynlib_elf import CC, extension, library
 from tests.e2e.helpers import venvlayers
-from tests.test_dynlib_elf import CC, extension, library
 
 pytestmark = [
     pytest.mark.slow,

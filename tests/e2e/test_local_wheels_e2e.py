@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import venvlayers
-from tests.test_lock_local import make_wheel
+from tests.lock.test_lock_local import make_wheel
 
 pytestmark = [pytest.mark.slow]
 

@@ -14,7 +14,7 @@ from venvlayers.spec import StackSpec, load_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lock"
+FIXTURES = Path(__file__).resolve().parents[1] / "lock" / "fixtures" / "lock"
 RUNTIME = """
 [[runtimes]]
 name = "cpython@3.11"
