@@ -221,7 +221,10 @@ def _render(
     ]
     for ours, floor in rows:
         ratio = f"{ours.wall / floor.wall:.2f}x" if floor else "-"
-        floor_text = f"{floor.wall:.1f} s ({floor.label})" if floor else "-"
+        # A | inside a cell would end it: the floors are pipelines.
+        floor_text = (
+            f"{floor.wall:.1f} s ({floor.label.replace('|', chr(92) + '|')})" if floor else "-"
+        )
         lines.append(
             f"| {ours.label} | {ours.wall:.1f} s (CPU {ours.cpu:.0f} s) | {floor_text} |"
             f" {ratio} | {ours.peak_mb:.0f} MB |"
