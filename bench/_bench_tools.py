@@ -13,8 +13,9 @@ from pathlib import Path
 from _bench_proc import output_of, run_logged
 
 VENVSTACKS_REQUIREMENT = "venvstacks==0.8.0b2"
-# Beside the project root, as every developer and CI run has it (see ../shared/README.md).
-CONSTRAINTS = Path("..", "shared", "bench", "venvstacks-0.8-constraints.txt")
+# The versions venvstacks 0.8 was released and tested with, kept in the project so that a
+# clone anywhere (CI's included) runs the comparison and the compatibility tests.
+CONSTRAINTS = Path("bench", "venvstacks-0.8-constraints.txt")
 
 
 @dataclass(frozen=True)
