@@ -98,9 +98,10 @@ def replace_dir(new: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
+def sha256_file(path: str | os.PathLike[str], *, chunk: int = 1 << 20) -> str:
+    """The hex sha256 of the file at ``path``, read in blocks (never whole in memory)."""
     digest = hashlib.sha256()
-    with path.open("rb") as stream:
+    with open(path, "rb", buffering=0) as stream:
         while block := stream.read(chunk):
             digest.update(block)
     return digest.hexdigest()

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from venvlayers._fs import sha256_file
 from venvlayers.deploy.files import (
     COMPILE_PENDING,
     Entry,
     Seen,
-    hash_file,
     load_files,
     marker_token,
     store_keys,
@@ -190,7 +190,7 @@ def _hash(path: str, info: os.stat_result, hashes: _Hashes) -> str:
     cache = (info.st_ino, info.st_size, info.st_mtime_ns)
     found = hashes.get(cache)
     if found is None:
-        found = hashes[cache] = hash_file(path)
+        found = hashes[cache] = sha256_file(path)
     return found
 
 
@@ -264,5 +264,5 @@ def _matches(layer_dir: Path, path: str, seen: Seen, entry: Entry, hashes: _Hash
     cache = (seen.key[0], seen.key[1], seen.key[2])
     found = hashes.get(cache)
     if found is None:
-        found = hashes[cache] = hash_file(os.path.join(layer_dir, path))
+        found = hashes[cache] = sha256_file(os.path.join(layer_dir, path))
     return found == entry.sha256

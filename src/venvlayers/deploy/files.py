@@ -17,7 +17,6 @@ carries another token and is never taken for the one recorded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from venvlayers._fs import atomic_write_bytes
+from venvlayers._fs import atomic_write_bytes, sha256_file
 from venvlayers.deploy.record import STATE_DIR
 
 FILES_DIR = f"{STATE_DIR}/layers"
@@ -36,7 +35,6 @@ FILES_VERSION = 1
 # Inside each deployed layer folder: which deploy put the folder there.
 MARKER = ".venvlayers-layer"
 MARKER_FORMAT = "venvlayers-layer-marker"
-_CHUNK = 1 << 20
 
 # Byte-compiling: still to finish (the deploy was killed, or is running), done, or not asked.
 COMPILE_PENDING = "pending"
@@ -129,19 +127,11 @@ def walk(layer_dir: Path) -> dict[str, Seen]:
     return found
 
 
-def hash_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def entry_of(layer_dir: Path, relative: str, seen: Seen) -> Entry:
     """The entry for a path found on disk; a file is read and hashed."""
     if seen.kind == "f":
         path = os.path.join(layer_dir, relative) if relative else os.fspath(layer_dir)
-        return Entry("f", seen.mode, seen.key[1], hash_file(path))
+        return Entry("f", seen.mode, seen.key[1], sha256_file(path))
     if seen.kind == "l":
         return Entry("l", link=seen.link)
     return Entry(seen.kind, seen.mode)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import secrets
 import shutil
@@ -37,6 +36,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from venvlayers._fs import sha256_file
 from venvlayers.deploy.record import STATE_DIR
 from venvlayers.errors import DeployError
 
@@ -66,14 +66,6 @@ def key_of_name(name: str) -> StoreKey | None:
     if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
         return None
     return digest, executable
-
-
-def hash_path(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Store:
@@ -159,7 +151,7 @@ class Store:
         if key in self._good:
             return True
         try:
-            matches = hash_path(self.path(key)) == key[0]
+            matches = sha256_file(self.path(key)) == key[0]
             mode = os.lstat(self.path(key)).st_mode
         except OSError:
             return False
