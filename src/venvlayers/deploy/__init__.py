@@ -60,9 +60,22 @@ def held_archives(target: Path) -> dict[str, str]:
     """Install target -> sha256 of the archive, for each layer in place in ``target``.
 
     What a deploy would skip: a source that fetches archives (a registry) need not fetch
-    these. Empty when nothing is deployed there.
+    these. A layer counts only as deploy counts it (install.py): the folder carries the
+    token the record names and its file record is not left mid-compile. A folder a killed
+    deploy moved in after the record, or one still compiling when the deploy died, will be
+    unpacked again, so its archive must be fetched. Empty when nothing is deployed there.
     """
+    from venvlayers.deploy.files import COMPILE_PENDING, load_files, marker_token
     from venvlayers.deploy.record import load_record
 
-    record = load_record(target)
-    return {name: la.sha256 for name, la in record.layers.items() if (target / name).is_dir()}
+    held = {}
+    for name, layer in load_record(target).layers.items():
+        if not layer.token or marker_token(target / name) != layer.token:
+            continue
+        try:
+            files = load_files(target, name, layer.token)
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            continue
+        if files is not None and files.compile != COMPILE_PENDING:
+            held[name] = layer.sha256
+    return held
