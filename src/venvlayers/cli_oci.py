@@ -40,21 +40,31 @@ class PathOrOciRef(UserPath):
 
 
 def deploy_from_oci(
-    ref: OciRef, target: Path, apps: tuple[str, ...], compile_bytecode: bool
+    ref: OciRef,
+    target: Path,
+    apps: tuple[str, ...],
+    compile_bytecode: bool,
+    require_signature: Path | None = None,
+    link_mode: str = "auto",
 ) -> None:
     from venvlayers.oci import deploy_from_registry
 
     pulled = deploy_from_registry(
-        ref, target, apps=apps, compile_bytecode=compile_bytecode, report=ui.info
-    )
+        ref, target, apps=apps, compile_bytecode=compile_bytecode,
+        require_signature=require_signature, link_mode=link_mode, report=ui.info,
+    )  # fmt: skip
     counters = pulled.counters
     doc = {
         "source": str(ref),
         "target": str(target),
         "deployed": list(pulled.deployed.deployed),
         "skipped": list(pulled.deployed.skipped),
+        "sources": pulled.deployed.sources,
         "fetched": list(pulled.fetched),
+        "deltas": list(pulled.deltas),
+        "files": list(pulled.files),
         "bytes_fetched": counters.bytes_down,
+        "bytes_saved_by_deltas": pulled.bytes_saved,
         "requests": counters.requests,
     }
     lines = [f"{name}: deployed" for name in pulled.deployed.deployed]
@@ -63,6 +73,11 @@ def deploy_from_oci(
         f"fetched {len(pulled.fetched)} layer blobs ({ui.size(counters.bytes_down)}) in"
         f" {counters.requests} requests; {len(pulled.held)} layers were already in place"
     )
+    if pulled.deltas:
+        lines.append(
+            f"{len(pulled.deltas)} layers came as deltas, saving"
+            f" {ui.size(pulled.bytes_saved)} of downloads"
+        )
     emit("deploy", doc, lines)
 
 
@@ -77,9 +92,10 @@ def deploy_from_oci(
     help="Another repository of the same registry to mount blobs from. Repeatable.",
 )
 def push(output: Path, ref: OciRef, mount_from: tuple[str, ...]) -> None:
-    """Push the published OUTPUT folder to a registry: one blob per layer archive.
+    """Push the published OUTPUT folder to a registry: one blob per file.
 
-    Blobs the registry already holds are skipped. Without a TAG the tag is
+    Layer and delta archives, the signature, SBOMs, layer manifests and
+    env_metadata files; blobs the registry already holds are skipped. Without a TAG the tag is
     stack-<digest prefix of the stack metadata>, one per stack version.
     """
     from venvlayers.oci import push_output
@@ -96,7 +112,7 @@ def push(output: Path, ref: OciRef, mount_from: tuple[str, ...]) -> None:
     lines = [f"{name}: {state}" for name, state in pushed.blobs]
     lines.append(
         f"pushed {pushed.ref}@{pushed.digest}: {len(uploaded)} of {len(pushed.blobs)}"
-        f" layer blobs uploaded ({ui.size(pushed.counters.bytes_up)})"
+        f" blobs uploaded ({ui.size(pushed.counters.bytes_up)})"
     )
     emit("push", doc, lines)
 

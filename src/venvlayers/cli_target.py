@@ -68,9 +68,7 @@ def deploy(
     from venvlayers.deploy import deploy as deploy_stack
 
     if not isinstance(source, Path):  # oci://: fetch what the target lacks, then deploy
-        if require_signature is not None:
-            raise click.UsageError("--require-signature works with a published folder only")
-        return deploy_from_oci(source, target, apps, compile_bytecode)
+        return deploy_from_oci(source, target, apps, compile_bytecode, require_signature, link_mode)
     started = time.monotonic()
     with live("deploying") as display:
         result = deploy_stack(

@@ -2,10 +2,11 @@
 
 A pushed stack is one OCI image manifest (``application/vnd.oci.image.manifest.v1+json``)
 with ``artifactType`` :data:`STACK_ARTIFACT`. Its config is the stack metadata
-(``venvstacks.json``), and each layer archive is one entry of ``layers``, stored as it is,
-so its digest is the ``sha256`` in the metadata. Readers find layers by digest and skip
-entries whose media type they do not know: deltas, SBOMs and the like are added as further
-entries with their own types without breaking older readers.
+(``venvstacks.json``, its bytes as published, so its signature still matches), and each
+file of the published output is one entry of ``layers``, stored as it is: layer archives
+(their digest is the ``sha256`` in the metadata), delta archives, the signature, SBOMs,
+layer manifests and ``env_metadata`` files, each with its own media type. Readers find
+what they need by media type and digest and skip entries whose type they do not know.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from venvlayers.oci.errors import OciError
 
 STACK_ARTIFACT = "application/vnd.venvlayers.stack.v1"
 STACK_CONFIG = "application/vnd.venvlayers.stack.config.v1+json"
-# Reserved for the blobs the issue plans; none is written yet.
-DELTA_PREFIX = "application/vnd.venvlayers.delta.v1"
-SBOM = "application/spdx+json"
+# The files of ``__venvstacks__/`` beside the metadata (docs/registries.md).
+SIGNATURE = "application/vnd.venvlayers.signature.v1+sshsig"
+SBOM = "application/vnd.cyclonedx+json"
+LAYER_MANIFEST = "application/vnd.venvlayers.layer.manifest.v1+json"
+LAYER_METADATA = "application/vnd.venvlayers.layer.metadata.v1+json"
 
 _LAYER_TYPES = {
     ".tar.zst": "application/vnd.venvlayers.layer.v1.tar+zstd",
@@ -25,6 +28,11 @@ _LAYER_TYPES = {
     ".zip": "application/vnd.venvlayers.layer.v1.zip",
 }
 LAYER_TYPES = frozenset(_LAYER_TYPES.values())
+_DELTA_TYPES = {
+    suffix: media_type.replace(".layer.v1.", ".delta.v1.")
+    for suffix, media_type in _LAYER_TYPES.items()
+}
+DELTA_TYPES = frozenset(_DELTA_TYPES.values())
 
 TITLE = "org.opencontainers.image.title"
 INSTALL_TARGET = "org.venvlayers.layer.install_target"
@@ -38,8 +46,8 @@ IMAGE_APP = "org.venvlayers.image.app"
 IMAGE_LAYERS = "org.venvlayers.image.layers"
 
 
-def layer_media_type(archive_name: str) -> str:
-    for suffix, media_type in _LAYER_TYPES.items():
+def layer_media_type(archive_name: str, *, delta: bool = False) -> str:
+    for suffix, media_type in (_DELTA_TYPES if delta else _LAYER_TYPES).items():
         if archive_name.endswith(suffix):
             return media_type
     raise OciError(f"{archive_name}: an archive format venvlayers cannot push; publish again")
