@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -112,9 +113,28 @@ def test_push_is_readable_by_skopeo_and_skips_what_is_there(
         for layer in kind
     }
     # Each archive is one blob, as it is: its digest is the sha256 in our metadata.
-    assert {layer["digest"] for layer in manifest["layers"]} == published
+    archives = [e for e in manifest["layers"] if ".layer.v1." in e["mediaType"]]
+    assert {entry["digest"] for entry in archives} == published
+    # The other files of the output travel too, each as it is, with its own media type.
+    out = stack / "_artifacts"
+    by_type: dict[str, set[str]] = {}
+    for entry in manifest["layers"]:
+        by_type.setdefault(entry["mediaType"], set()).add(entry["digest"])
+
+    def digests(pattern: str) -> set[str]:
+        return {"sha256:" + hashlib.sha256(p.read_bytes()).hexdigest() for p in out.glob(pattern)}
+
+    assert by_type["application/vnd.cyclonedx+json"] == digests("__venvstacks__/sbom/*.cdx.json")
+    assert by_type["application/vnd.venvlayers.layer.manifest.v1+json"] == digests(
+        "__venvstacks__/manifests/*.json"
+    )
+    assert by_type["application/vnd.venvlayers.layer.metadata.v1+json"] == digests(
+        "__venvstacks__/env_metadata/*.json"
+    )
+    assert len(by_type["application/vnd.cyclonedx+json"]) == 4
+    assert manifest["config"]["digest"] == digests("__venvstacks__/venvstacks.json").pop()
     again = json_of("push", stack / "_artifacts", pushed)
-    assert set(again["blobs"].values()) == {"present"}  # type: ignore[union-attr]
+    assert set(again["blobs"].values()) == {"present"}  # type: ignore[attr-defined]
 
 
 def test_deploy_from_registry_then_only_the_changed_app_is_fetched(
@@ -126,6 +146,15 @@ def test_deploy_from_registry_then_only_the_changed_app_is_fetched(
     target = tmp_path / "target"
     first = json_of("deploy", pushed, "--target", target)
     assert len(first["fetched"]) == 4  # type: ignore[arg-type]
+    # Each new layer's SBOM, manifest and env_metadata reached the deploy, as from a folder.
+    assert sorted(first["files"]) == sorted(  # type: ignore[call-overload]
+        f"__venvstacks__/{folder}/{name}{suffix}"
+        for name in ("cpython@3.11", "framework-shared", "app-hello", "app-greet")
+        for folder, suffix in (("sbom", ".cdx.json"), ("manifests", ".json"),
+                               ("env_metadata", ".json"))
+    )  # fmt: skip
+    stack_sbom = json.loads(venvlayers("sbom", target, "hello").stdout)
+    assert stack_sbom["bomFormat"] == "CycloneDX" and stack_sbom["components"]
     assert venvlayers("run", target, "hello").stdout == "hello from the app\n"
     assert venvlayers("run", target, "greet").stdout == "greetings from the other app\n"
     assert not list((target / ".venvlayers/oci-cache").rglob("*.partial"))
@@ -147,8 +176,14 @@ def test_deploy_from_registry_then_only_the_changed_app_is_fetched(
         if la["install_target"] == "app-hello"
     )
     gets = registry.blob_gets(mark)
-    # The registry saw two blob downloads: the stack metadata and the changed app.
-    assert len(gets) == 2 and f"sha256:{app_sha}" in gets, gets
+    # The registry saw five blob downloads: the stack metadata, the changed app's archive,
+    # and its SBOM, manifest and env_metadata file; no other layer's.
+    assert second["files"] == [
+        "__venvstacks__/sbom/app-hello.cdx.json",
+        "__venvstacks__/manifests/app-hello.json",
+        "__venvstacks__/env_metadata/app-hello.json",
+    ]
+    assert len(gets) == 5 and f"sha256:{app_sha}" in gets, gets
     print(
         f"second deploy: {second['bytes_fetched']} bytes in {second['requests']} requests"
         f" (first: {first['bytes_fetched']} bytes in {first['requests']} requests)"
