@@ -30,6 +30,7 @@ from venvlayers.deploy.archive_io import (
     _HashingReader,
     _keep,
     _PastLimit,
+    _Prefetched,
     _Scan,
     _too_big,
     _wanted,
@@ -105,8 +106,11 @@ class TarFormat(ArchiveFormat):
     def _open(
         self, reader: _HashingReader, limit: int
     ) -> Iterator[tuple[tarfile.TarFile, _BoundedStream]]:
-        with self._decompressed(reader) as stream:  # type: ignore[arg-type]
-            bounded = _BoundedStream(stream, limit)
+        with (
+            self._decompressed(reader) as stream,  # type: ignore[arg-type]
+            _Prefetched(stream) as prefetched,
+        ):
+            bounded = _BoundedStream(prefetched, limit)  # type: ignore[arg-type]
             with tarfile.open(fileobj=bounded, mode="r|", bufsize=_TAR_BUFFER) as tar:  # type: ignore[call-overload]
                 yield tar, bounded
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import lzma
 import os
+import queue
 import shutil
 import struct
 import tarfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Collection, Iterator
@@ -121,6 +124,77 @@ class _BoundedStream:
         self.count += len(data)
         if self.count > self.limit:
             raise _PastLimit
+        return data
+
+
+# Decompressed chunks a reader thread may hold ahead of its consumer: memory stays bounded
+# (this many chunks of :data:`_CHUNK` per archive) whatever the archive expands to.
+_AHEAD = 8
+
+
+class _Prefetched:
+    """A stream read by a thread of its own, ``_CHUNK`` at a time, up to :data:`_AHEAD`
+    chunks ahead of :meth:`read`.
+
+    The reading thread runs the file read, the archive's sha256 and the decompression
+    (which all release the GIL) while the consumer parses, hashes and writes the members:
+    on two cores, decompressing no longer waits for writing, nor writing for
+    decompressing. What the thread raises is raised again by :meth:`read`. Use as a
+    context manager: leaving it stops the thread and waits for it, so that nothing reads
+    the underlying file afterwards but the caller.
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(_AHEAD)
+        self._stop = threading.Event()
+        self._buffer = memoryview(b"")
+        self._ended = False
+        self._thread = threading.Thread(target=self._fill, name="venvlayers-unpack", daemon=True)
+
+    def __enter__(self) -> _Prefetched:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            # Make room, so a thread blocked on a full queue sees the stop.
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.05)
+        self._thread.join()
+
+    def _fill(self) -> None:
+        item: bytes | BaseException
+        while not self._stop.is_set():
+            try:
+                item = self._stream.read(_CHUNK)
+            except BaseException as exc:  # handed to the consumer, raised there
+                item = exc
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.05)
+                    break
+                except queue.Full:
+                    continue
+            if not isinstance(item, bytes) or not item:
+                return
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._buffer:
+            if self._ended:
+                return b""
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self._ended = True
+                raise item
+            if not item:
+                self._ended = True
+                return b""
+            self._buffer = memoryview(item)
+        count = len(self._buffer) if size < 0 else min(size, len(self._buffer))
+        data = self._buffer[:count].tobytes()
+        self._buffer = self._buffer[count:]
         return data
 
 

@@ -147,10 +147,13 @@ class CheckedArchive:
             self._file if on_read is None else cast(IO[bytes], _CountingReader(self._file, on_read))
         )
         writer = writer or LayerWriter(dest)
-        if self._format.extract(file, self._size, self._scan, writer, self.top) != (
-            self._scan.sha256
-        ):
-            raise ArchiveRefused(_CHANGED)
+        try:
+            if self._format.extract(file, self._size, self._scan, writer, self.top) != (
+                self._scan.sha256
+            ):
+                raise ArchiveRefused(_CHANGED)
+        finally:
+            writer.close()
         return Unpacked(writer.entries, writer.keys)
 
     def close(self) -> None:

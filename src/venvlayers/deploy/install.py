@@ -446,6 +446,7 @@ def _unpack(
     except ArchiveRefused as exc:
         raise _Refused(f"{what}: refused, {exc}; deploy stopped") from None
     finally:
+        writer.close()
         source.close()
     return Unpacked(writer.entries, writer.keys)
 

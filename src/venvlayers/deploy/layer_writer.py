@@ -6,9 +6,11 @@ import contextlib
 import hashlib
 import os
 import posixpath
+import queue
 import stat
+import threading
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from venvlayers.deploy.archive_io import (
@@ -55,6 +57,12 @@ class LayerWriter:
         self._before_put = before_put
         self.entries: dict[str, Entry] = {}
         self.keys: dict[str, StatKey] = {}
+        self._writers = _Writers(self._write)
+
+    def close(self) -> None:
+        """Stop the writer threads (after a failure: files being written are left half
+        written, in a folder the caller discards)."""
+        self._writers.close()
 
     def _path(self, relative: str) -> str:
         return os.path.join(self._dest, relative)
@@ -108,26 +116,37 @@ class LayerWriter:
             return
         plain = 0o755 if executable else 0o644
         mode = entry_mode(executable) if self._store is not None else plain
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(self._path(relative), flags, mode)
+        job = _FileJob(relative, mode, mtime, executable)
+        self._writers.submit(job)
         digest = hashlib.sha256()
+        for chunk in _bounded_chunks(member, chunks):
+            digest.update(chunk)
+            self._writers.feed(job, chunk)
+        job.digest = digest.hexdigest()
+        self._writers.feed(job, None)
+        self.entries[relative] = Entry("f", mode, member.size, job.digest)
+
+    def _write(self, job: _FileJob, chunks: Iterator[bytes]) -> None:
+        """Write one file (on a writer thread): create it, write its chunks, store it."""
+        relative = job.relative
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(self._path(relative), flags, job.mode)
         with open(fd, "wb", buffering=0, closefd=True) as out:
-            for chunk in _bounded_chunks(member, chunks):
-                digest.update(chunk)
+            for chunk in chunks:
                 view = memoryview(chunk)
                 while view:
                     view = view[out.write(view) or 0 :]
             # The umask must not decide a layer file's mode: every user runs the layer.
-            os.fchmod(fd, mode)
-            if mtime is not None:
-                os.utime(fd, (mtime, mtime))
-            info = os.fstat(fd)
-        self.entries[relative] = Entry("f", mode, member.size, digest.hexdigest())
-        self.keys[relative] = stat_key(info)
+            os.fchmod(fd, job.mode)
+            if job.mtime is not None:
+                os.utime(fd, (job.mtime, job.mtime))
+            if self._store is None:
+                self.keys[relative] = stat_key(os.fstat(fd))
         if self._store is not None:
             if self._before_put is not None:
                 self._before_put()
-            self._store.put(self._path(relative), (digest.hexdigest(), executable))
+            self._store.put(self._path(relative), (job.digest, job.executable))
+            # After the put: it may have replaced the file by a link to the entry.
             self.keys[relative] = stat_key(os.lstat(self._path(relative)))
 
     def placed(self, relative: str, key: StoreKey, size: int) -> None:
@@ -140,6 +159,7 @@ class LayerWriter:
         self.keys[relative] = stat_key(os.lstat(path))
 
     def hard_link(self, relative: str, target: str) -> None:
+        self._writers.wait()  # the file linked to is complete
         self._parent(relative)
         os.link(self._path(target), self._path(relative), follow_symlinks=False)
         self.entries[relative] = self.entries[target]
@@ -151,6 +171,8 @@ class LayerWriter:
     def finish(self) -> None:
         """Make the symlinks and describe the folders; may be called again after more
         members were added."""
+        self._writers.wait()
+        self._writers.close()
         symlinks, self._symlinks = self._symlinks, []
         for relative, link in symlinks:
             self._parent(relative)
@@ -162,6 +184,128 @@ class LayerWriter:
             info = os.lstat(self._path(relative))
             self.entries[relative] = Entry("d", stat.S_IMODE(info.st_mode))
             self.keys[relative] = stat_key(info)
+
+
+# Files written side by side, each by a thread of its own: creating a file and writing it
+# often wait on the file system (its journal, the writeback of earlier files), and while
+# one thread waits, the others and the archive's reader go on.
+_WRITERS = 3
+# Archive bytes handed to the writers and not written yet, at most: memory stays bounded
+# whatever the size of the files.
+_IN_FLIGHT = 32 << 20
+
+
+class _Abort(Exception):
+    """The layer is abandoned: a writer stops in the middle of its file."""
+
+
+@dataclass(eq=False)
+class _FileJob:
+    relative: str
+    mode: int
+    mtime: float | None
+    executable: bool
+    digest: str = ""
+    # The file's chunks as they are read; ``None`` ends the file, an exception aborts it.
+    chunks: queue.SimpleQueue[bytes | BaseException | None] = field(
+        default_factory=queue.SimpleQueue
+    )
+
+
+class _Writers:
+    """Threads writing files in the order given, while their chunks are still being read.
+
+    Jobs are taken in order and fed in order, so only the newest job can still be waiting
+    for chunks: the writers of the others always finish, and :meth:`feed`, which waits
+    while too many bytes are in flight, cannot wait forever.
+    """
+
+    def __init__(self, write: Callable[[_FileJob, Iterator[bytes]], None]) -> None:
+        self._write = write
+        self._jobs: queue.SimpleQueue[_FileJob | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._room = threading.Condition()
+        self._bytes = 0
+        self._pending = 0
+        self._error: BaseException | None = None
+        self._feeding: _FileJob | None = None
+
+    def submit(self, job: _FileJob) -> None:
+        self._check()
+        if not self._threads:
+            self._threads = [
+                threading.Thread(target=self._run, name="venvlayers-write", daemon=True)
+                for _ in range(_WRITERS)
+            ]
+            for thread in self._threads:
+                thread.start()
+        with self._room:
+            self._pending += 1
+        self._feeding = job
+        self._jobs.put(job)
+
+    def feed(self, job: _FileJob, chunk: bytes | None) -> None:
+        if chunk is None:
+            job.chunks.put(None)
+            self._feeding = None
+            return
+        with self._room:
+            while self._bytes >= _IN_FLIGHT and self._error is None:
+                self._room.wait()
+            self._check()
+            self._bytes += len(chunk)
+        job.chunks.put(chunk)
+
+    def wait(self) -> None:
+        """Wait until every file submitted is written; raise what a writer raised."""
+        with self._room:
+            while self._pending and self._error is None:
+                self._room.wait()
+            self._check()
+
+    def close(self) -> None:
+        if not self._threads:
+            return
+        with self._room:
+            if self._pending and self._error is None:
+                self._error = _Abort()
+        if self._feeding is not None:
+            self._feeding.chunks.put(_Abort())
+        for _thread in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _chunks(self, job: _FileJob) -> Iterator[bytes]:
+        while True:
+            chunk = job.chunks.get()
+            if chunk is None:
+                return
+            if isinstance(chunk, BaseException):
+                raise chunk
+            yield chunk
+            with self._room:
+                self._bytes -= len(chunk)
+                self._room.notify_all()
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                if self._error is None:
+                    self._write(job, self._chunks(job))
+            except BaseException as exc:  # raised again in the thread that feeds the writers
+                with self._room:
+                    if self._error is None:
+                        self._error = exc
+            finally:
+                with self._room:
+                    self._pending -= 1
+                    self._room.notify_all()
 
 
 @dataclass(frozen=True)
