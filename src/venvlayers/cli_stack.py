@@ -234,14 +234,14 @@ def build_options(func: Callable[..., None]) -> Callable[..., None]:
 def publish_settings(
     stack: StackSpec, output_dir: Path | None, fmt: str, tag_outputs: bool, force: bool,
     dry_run: bool = False, frozen: bool = False, sign_key: Path | None = None,
-    delta_from: Path | None = None,
+    delta_from: Path | None = None, bytecode: bool = False,
 ) -> pipeline.PublishSettings:  # fmt: skip
     from venvlayers import pipeline
 
     return pipeline.PublishSettings(
         output_dir=spec_folder(stack, output_dir, "--output-dir"), fmt=fmt,
         tag_outputs=tag_outputs, force=force, dry_run=dry_run, frozen=frozen, sign_key=sign_key,
-        delta_from=delta_from,
+        delta_from=delta_from, bytecode=bytecode,
     )  # fmt: skip
 
 
@@ -326,13 +326,19 @@ def build(
 @click.option(
     "--dry-run", is_flag=True, help="Print the metadata that would be written; write nothing."
 )
+@click.option(
+    "--bytecode", is_flag=True,
+    help="Ship each layer's bytecode in its archive (reproducible unchecked-hash .pyc files,"
+    " compiled by the layer's own Python): deploy then compiles nothing. Archives grow by"
+    " about a fifth; see docs/archives.md.",
+)  # fmt: skip
 @show_options
 @venvstacks_selection_flags("publish")
 @output_options
 def publish(
     spec: Path, include: tuple[str, ...], allow_missing: bool, output_dir: Path | None,
     fmt: str, tag_outputs: bool, sign_key: Path | None, delta_from: Path | None, force: bool,
-    build_dir: Path | None, dry_run: bool, show: bool, show_only: bool,
+    build_dir: Path | None, dry_run: bool, bytecode: bool, show: bool, show_only: bool,
 ) -> None:  # fmt: skip
     """Write one reproducible archive per built layer of SPEC, plus the stack metadata.
 
@@ -350,7 +356,7 @@ def publish(
         return
     settings = publish_settings(
         stack, output_dir, fmt, tag_outputs, force, dry_run, sign_key=sign_key,
-        delta_from=delta_from,
+        delta_from=delta_from, bytecode=bytecode,
     )  # fmt: skip
     build_dir = spec_folder(stack, build_dir, "--build-dir") or default_build_dir(stack)
     started = time.monotonic()

@@ -42,6 +42,7 @@ class PublishSettings:
     frozen: bool = False  # after `build --frozen`: the locks as they are
     sign_key: Path | None = None  # sign the stack metadata with this SSH key
     delta_from: Path | None = None  # an earlier output: write delta archives from it
+    bytecode: bool = False  # ship each layer's bytecode in its archive
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,6 +106,7 @@ def publish(
         frozen=settings.frozen,
         sign_key=settings.sign_key,
         delta_from=settings.delta_from,
+        bytecode=settings.bytecode,
     )
     return Published(
         options.output_dir, publish_stack(stack, options, report=report, progress=progress)

@@ -21,6 +21,12 @@ from venvlayers.errors import PublishError
 EXECUTABLE_MODE = 0o755
 REGULAR_MODE = 0o644
 
+# Byte-compiling (at deploy, or at publish with --bytecode) leaves out test suites shipped
+# inside packages (scipy, scikit-learn, the stdlib's own), a third of the source and almost
+# never imported by an app, and the stdlib's IDE, demos and 2to3; they compile on first use,
+# if ever. A regular expression searched in each source's path.
+BYTECODE_SKIP = r"[/\\](tests?|testing|idlelib|turtledemo|lib2to3|ensurepip)[/\\]"
+
 # A venv's links to the interpreter of its base runtime: they point outside the layer by
 # design and postinstall.py recreates them from ``base_python`` on the target.
 _INTERPRETER_LINK = re.compile(r"bin/python(3(\.\d+)?)?|Scripts/pythonw?[^/]*\.exe")

@@ -36,6 +36,9 @@ _ARCHIVE_KEYS = frozenset(ArchiveFields.__dataclass_fields__)
 SBOM_DIR = f"{METADATA_DIR}/sbom"
 # Extension: each layer's manifest beside the archives, for deltas and registries.
 MANIFESTS_DIR = f"{METADATA_DIR}/manifests"
+# The one way bytecode is shipped in an archive: ``.pyc`` files that CPython loads without
+# checking them against their source (PEP 552), so their bytes never depend on file times.
+BYTECODE_MODE = "unchecked-hash"
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,9 @@ class LayerPublication:
     sbom: AttachedFile | None = None
     # Extension: delta archives from earlier versions of the layer.
     deltas: tuple[DeltaFields, ...] = ()
+    # Extension: the archive ships the layer's bytecode, made at publish in this
+    # invalidation mode (``BYTECODE_MODE``), so deploy does not compile the layer.
+    bytecode: str | None = None
     # The list it is published in; read from the index, not guessed from the name.
     kind: LayerKind = field(default=LayerKind.RUNTIME, compare=False)
     # Fields of other writers (venvstacks), kept as they are.
@@ -113,7 +119,7 @@ class LayerPublication:
             {
                 key: getattr(self, key)
                 for key in LayerPublication.__dataclass_fields__
-                if key not in ("archive", "sbom", "deltas", "kind", "extra")
+                if key not in ("archive", "sbom", "deltas", "bytecode", "kind", "extra")
             }
         )
         data["required_layers"] = list(self.required_layers)
@@ -121,6 +127,8 @@ class LayerPublication:
             data["sbom"] = {"name": self.sbom.name, "sha256": self.sbom.sha256}
         if self.deltas:
             data["deltas"] = [delta.to_json() for delta in self.deltas]
+        if self.bytecode is not None:
+            data["bytecode"] = self.bytecode
         if self.archive is not None:
             data.update({key: getattr(self.archive, key) for key in sorted(_ARCHIVE_KEYS)})
         return data
@@ -141,6 +149,9 @@ class LayerPublication:
         if fields.has("sbom"):
             attached = fields.object("sbom")
             sbom = AttachedFile(name=attached.file_name("name"), sha256=attached.sha256("sha256"))
+        bytecode = fields.optional_text("bytecode")
+        if bytecode is not None and bytecode != BYTECODE_MODE:
+            fields.fail("bytecode", f"must be {BYTECODE_MODE!r} (or absent), not {bytecode!r}")
         is_app = kind is LayerKind.APPLICATION
         known = set(cls.__dataclass_fields__) | _ARCHIVE_KEYS
         return cls(
@@ -163,6 +174,7 @@ class LayerPublication:
             deltas=tuple(
                 DeltaFields.from_json(delta) for delta in fields.objects("deltas", default=[])
             ),
+            bytecode=bytecode,
             kind=kind,
             extra={k: v for k, v in fields.plain().items() if k not in known},
         )
@@ -175,6 +187,9 @@ class LayerPublication:
 
     def with_deltas(self, deltas: tuple[DeltaFields, ...]) -> LayerPublication:
         return replace(self, deltas=deltas)
+
+    def with_bytecode(self, bytecode: str | None) -> LayerPublication:
+        return replace(self, bytecode=bytecode)
 
 
 def write_stack_metadata(output_dir: Path, layers: Iterable[LayerPublication]) -> None:

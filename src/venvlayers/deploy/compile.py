@@ -14,12 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from venvlayers._proc import spawn
+from venvlayers.contract.layer_files import BYTECODE_SKIP
 from venvlayers.contract.layer_metadata import read_layer_metadata, resolve_inside
-
-# Test suites shipped inside packages (scipy, scikit-learn, the stdlib's own) are a third
-# of the source and almost never imported by an app, nor are the stdlib's IDE, demos and
-# 2to3; they compile on first use, if ever.
-_SKIP = r"[/\\](tests?|testing|idlelib|turtledemo|lib2to3|ensurepip)[/\\]"
 
 
 class BackgroundCompiler:
@@ -61,7 +57,7 @@ class BackgroundCompiler:
                 "-j",
                 "0",
                 "-x",
-                _SKIP,
+                BYTECODE_SKIP,
                 layer_dir / meta.compile_dir,
             ],
             what=f"{name}: byte-compile",

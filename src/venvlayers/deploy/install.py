@@ -182,14 +182,16 @@ def _finish(
     )
     save_record(target, record)
     prune_files(target, (layer.token for layer in record.layers.values()))
-    if pending and work.compiler.enabled:
-        work.report(f"byte-compiling {len(pending)} new layers")
+    to_compile = sum(layer.bytecode is None for layer in pending)
+    if to_compile and work.compiler.enabled:
+        work.report(f"byte-compiling {to_compile} new layers")
     work.hook("compile", "")
     work.compiler.wait()
     if not work.compiler.enabled:
         return
+    compiled = [layer for layer in pending if layer.bytecode is None]
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        list(pool.map(lambda layer: _record_compiled(work, layer.install_target), pending))
+        list(pool.map(lambda layer: _record_compiled(work, layer.install_target), compiled))
 
 
 def _record_compiled(work: _Work, name: str) -> None:
@@ -374,7 +376,8 @@ def _unpack_in_order(
                 if not final.exists() and not final.is_symlink():
                     added.append(final)
                 placer.move_into_place(partials.pop(name), final)
-                work.compiler.start(name)
+                if layer.bytecode is None:
+                    work.compiler.start(name)
     finally:
         for partial in partials.values():
             shutil.rmtree(partial, ignore_errors=True)
@@ -394,12 +397,19 @@ def _make_ready(layer: LayerPublication, partial: Path, contents: Unpacked, work
         sha256=sha256,
         archive=contents.entries,
         postinstall=changes(partial, contents.keys, now),
-        compile=COMPILE_PENDING if work.compiler.enabled else COMPILE_OFF,
+        compile=_compile_state(layer, work.compiler.enabled),
     )
     # Written before the folder moves in: a folder in place always has its record.
     save_files(work.target, files)
     work.files[name] = files
     work.keys[name] = {path: seen.key for path, seen in now.items()}
+
+
+def _compile_state(layer: LayerPublication, enabled: bool) -> str:
+    if layer.bytecode is not None:
+        # Its archive shipped the bytecode (publish --bytecode): nothing is left to compile.
+        return COMPILE_DONE
+    return COMPILE_PENDING if enabled else COMPILE_OFF
 
 
 def _on_read(

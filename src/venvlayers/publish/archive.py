@@ -30,6 +30,7 @@ from venvlayers.contract.manifest import (
     symlink_record,
 )
 from venvlayers.errors import PublishError
+from venvlayers.publish.bytecode import with_bytecode
 from venvlayers.publish.formats import DEFAULT_FORMAT, FORMATS, ArchiveFormat, ArchiveWriter
 
 __all__ = [
@@ -71,6 +72,8 @@ class ArchiveRequest:
     only: frozenset[str] | None = None
     manifest: bytes | None = None
     extra_files: tuple[tuple[str, bytes], ...] = ()
+    # Members from outside the layer folder: its bytecode (publish/bytecode.py).
+    bytecode: tuple[LayerEntry, ...] = ()
 
 
 class ProgressFactory(Protocol):
@@ -110,7 +113,10 @@ def write_layer_archives(
     """
     _check_distinct(requests)
     formats = [resolve_format(request.fmt) for request in requests]
-    scans = [_selected(scan_layer(request.layer_dir), request.only) for request in requests]
+    scans = [
+        _selected(with_bytecode(scan_layer(request.layer_dir), request.bytecode), request.only)
+        for request in requests
+    ]
     totals = [input_size(entries) for entries in scans]
     callbacks = [
         progress(request.root_name, total) if progress is not None else None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,9 @@ from venvlayers.contract import (
     read_stack_metadata,
     write_stack_metadata,
 )
+from venvlayers.contract.layer_files import scan_layer
 from venvlayers.contract.signature import SIGNATURE
+from venvlayers.contract.stack_metadata import BYTECODE_MODE
 from venvlayers.errors import MetadataError, PublishError
 from venvlayers.lock import read_layer_lock
 from venvlayers.publish.archive import (
@@ -43,6 +46,7 @@ from venvlayers.publish.archive import (
     ArchiveResult,
     write_layer_archives,
 )
+from venvlayers.publish.bytecode import compile_layer
 from venvlayers.publish.delta import OldOutput, plan_deltas, read_old_output, write_deltas
 from venvlayers.publish.metadata import host_platform, layer_publication
 from venvlayers.publish.sign import sign_output
@@ -71,6 +75,8 @@ class PublishOptions:
     sign_key: Path | None = None
     # An earlier publish output: write delta archives from its layers (publish/delta.py).
     delta_from: Path | None = None
+    # Ship each layer's bytecode in its archive (publish/bytecode.py).
+    bytecode: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,9 @@ def publish_stack(
 ) -> PublishResult:
     if options.fmt not in FORMATS:
         raise PublishError(f"unknown archive format {options.fmt!r} (choose: {', '.join(FORMATS)})")
+    if options.bytecode and options.delta_from is not None:
+        # A delta takes its files from the build folder, which holds no shipped bytecode.
+        raise PublishError("--bytecode and --delta-from cannot be used together (yet)")
     layers = built_layers(stack, options.build_dir, options.include)
     pubs = publications(stack, layers, options.build_dir, frozen=options.frozen)
     platform = host_platform()
@@ -191,11 +200,15 @@ def _write(
     # Read first: OLD may be this very folder, whose archives and manifests change below.
     old = read_old_output(options.delta_from) if options.delta_from is not None else None
     to_write = [p for p in plans if p.request is not None]
-    for plan in to_write:
-        report(f"{plan.pub.install_target}: writing {plan.archive_name}")
-    results = write_layer_archives(
-        [p.request for p in to_write if p.request], jobs=options.jobs, progress=progress
-    )
+    with tempfile.TemporaryDirectory(prefix="venvlayers-bytecode-") as scratch:
+        requests = [p.request for p in to_write if p.request]
+        if options.bytecode:
+            requests = [
+                _with_bytecode(options, request, Path(scratch), report) for request in requests
+            ]
+        for plan in to_write:
+            report(f"{plan.pub.install_target}: writing {plan.archive_name}")
+        results = write_layer_archives(requests, jobs=options.jobs, progress=progress)
     written = {
         plan.pub.install_target: ArchiveFields(
             archive_build=plan.archive_build,
@@ -211,7 +224,12 @@ def _write(
     for plan in plans:
         archive = plan.reuse or written[plan.pub.install_target]
         sbom = _publish_sbom(options, plan.pub.install_target)
-        final.append(plan.pub.with_archive(archive).with_sbom(sbom).with_deltas(plan.kept_deltas))
+        final.append(
+            plan.pub.with_archive(archive)
+            .with_sbom(sbom)
+            .with_deltas(plan.kept_deltas)
+            .with_bytecode(BYTECODE_MODE if options.bytecode else None)
+        )
         # What was written, beside what it was made from: a later publish reuses the file
         # only while it is still exactly this one.
         written_file = _file_signature(options.output_dir / archive.archive_name)
@@ -223,6 +241,20 @@ def _write(
         final = _with_deltas(options, old, final, manifests, report)
     _write_metadata(options, _merge_existing(options.output_dir, final), report)
     return PublishResult(tuple(final), tuple(written), reused)
+
+
+def _with_bytecode(
+    options: PublishOptions, request: ArchiveRequest, scratch: Path, report: Callable[[str], None]
+) -> ArchiveRequest:
+    """The request with the layer's bytecode, compiled into ``scratch``."""
+    report(f"{request.root_name}: compiling bytecode to ship")
+    bytecode = compile_layer(
+        request.layer_dir,
+        options.build_dir,
+        scan_layer(request.layer_dir),
+        scratch / request.root_name,
+    )
+    return replace(request, bytecode=tuple(bytecode))
 
 
 def _publish_manifests(
@@ -313,6 +345,9 @@ def _plan(
         "format": options.fmt,
         "tagged": str(options.tag_outputs),
     }
+    if options.bytecode:
+        # Only when asked: archives published before this option existed stay reusable.
+        inputs["bytecode"] = BYTECODE_MODE
     previous = _previous(options.output_dir, pub)
     previous_archive = previous.archive if previous else None
     previous_inputs = _read_inputs(options.output_dir, pub.install_target) or {}
