@@ -3,9 +3,12 @@ result is the same as one thread's, memory stays bounded and no thread outlives 
 
 from __future__ import annotations
 
+import compileall
 import hashlib
+import sys
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from tests.deploy.deploy_support import tar_entry, write_archive
 from venvlayers._fs import sha256_file
 from venvlayers.deploy import layer_writer
 from venvlayers.deploy.archive_io import _Prefetched
+from venvlayers.deploy.compile import EarlyCompiler
 from venvlayers.deploy.extract import (
     ArchiveRefused,
     CheckedArchive,
@@ -129,4 +133,44 @@ def test_the_reader_thread_passes_errors_and_stops_early() -> None:
 
     with _Prefetched(Endless()) as stream:  # type: ignore[arg-type]
         assert stream.read(5) == b"bbbbb"
+    assert _ours() == []
+
+
+def test_early_compiling_makes_current_bytecode_of_site_packages_only(tmp_path: Path) -> None:
+    partial = tmp_path / "partial"
+    package = partial / "lib/python3.x/site-packages/pkg"
+    (package / "tests").mkdir(parents=True)
+    sources = {
+        "lib/python3.x/site-packages/pkg/a.py": "A = 1\n",
+        "lib/python3.x/site-packages/pkg/tests/test_a.py": "T = 1\n",
+        "postinstall.py": "P = 1\n",
+    }
+    for relative, text in sources.items():
+        (partial / relative).write_text(text)
+    in_place = threading.Event()
+    early = EarlyCompiler(partial, lambda: Path(sys.executable) if in_place.is_set() else None)
+    for relative in sources:
+        early.written(relative)
+    in_place.set()  # the runtime arrives after the first files
+    pyc = package / "__pycache__" / f"a.{sys.implementation.cache_tag}.pyc"
+    deadline = time.monotonic() + 30
+    while not pyc.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    early.stop()
+    assert pyc.exists()
+    assert not (package / "tests/__pycache__").exists()
+    assert not (partial / "__pycache__").exists()
+    # Current bytecode: compiling the placed layer leaves it as it is.
+    before = pyc.stat().st_mtime_ns
+    assert compileall.compile_file(str(package / "a.py"), quiet=2)
+    assert pyc.stat().st_mtime_ns == before
+    assert _ours() == []
+
+
+def test_early_compiling_stops_at_once_without_an_interpreter(tmp_path: Path) -> None:
+    early = EarlyCompiler(tmp_path, lambda: None)
+    early.written("lib/python3.x/site-packages/a.py")
+    started = time.monotonic()
+    early.stop()
+    assert time.monotonic() - started < 5
     assert _ours() == []

@@ -106,8 +106,11 @@ class TarFormat(ArchiveFormat):
     def _open(
         self, reader: _HashingReader, limit: int
     ) -> Iterator[tuple[tarfile.TarFile, _BoundedStream]]:
+        # Three threads: one reads and hashes the file, one decompresses, and the caller's
+        # parses (and unpacks): the file's sha256 costs no time on the decompression's path.
         with (
-            self._decompressed(reader) as stream,  # type: ignore[arg-type]
+            _Prefetched(reader) as compressed,  # type: ignore[arg-type]
+            self._decompressed(compressed) as stream,  # type: ignore[arg-type]
             _Prefetched(stream) as prefetched,
         ):
             bounded = _BoundedStream(prefetched, limit)  # type: ignore[arg-type]

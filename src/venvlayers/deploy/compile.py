@@ -9,13 +9,22 @@ Bytecode is only a cache: a deploy interrupted while compiling leaves every laye
 
 from __future__ import annotations
 
+import contextlib
+import os
+import queue
+import re
+import secrets
 import subprocess
+import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from venvlayers._proc import spawn
 from venvlayers.contract.layer_files import BYTECODE_SKIP
 from venvlayers.contract.layer_metadata import read_layer_metadata, resolve_inside
+
+_SKIPPED = re.compile(BYTECODE_SKIP)
 
 
 class BackgroundCompiler:
@@ -77,3 +86,95 @@ class BackgroundCompiler:
             process.kill()
         self._on_done = None
         self.wait()
+
+
+# Run by the runtime's interpreter (any CPython 3.9+): compiles the NUL-separated paths
+# read from stdin, one after the other, until stdin ends or the file named by its argument
+# exists. py_compile writes each .pyc whole and renames it into place, so stopping between
+# two files leaves nothing half written.
+_EARLY = r"""
+import os, py_compile, sys
+
+stop, pending = sys.argv[1], b""
+while not os.path.exists(stop):
+    data = os.read(0, 1 << 16)
+    if not data:
+        break
+    *paths, pending = (pending + data).split(b"\0")
+    for path in paths:
+        if os.path.exists(stop):
+            break
+        try:
+            py_compile.compile(os.fsdecode(path), doraise=True)
+        except Exception:
+            pass
+"""
+_SITE_PACKAGES = re.compile(r"(^|/)(lib/python[^/]*|Lib)/site-packages/")
+
+
+class EarlyCompiler:
+    """Compiles a venv layer's sources while the layer is still being unpacked.
+
+    Unpacking waits on the disk much of the time; compiling the files already written
+    (in the partial folder, with the runtime's interpreter once that is in place) uses
+    that time. :meth:`stop` is called before the folder is described: what was compiled
+    by then is recorded as part of the unpacked folder, and compiling the placed layer
+    (:class:`BackgroundCompiler`) skips every source whose bytecode is already current.
+    CPython corrects the file names inside the bytecode when it imports it.
+    """
+
+    def __init__(self, partial: Path, python: Callable[[], Path | None]) -> None:
+        self._partial = partial
+        # The interpreter to compile with, once it is in place (None until then).
+        self._python = python
+        self._paths: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._stop_file = Path(tempfile.gettempdir()) / f"venvlayers-stop-{secrets.token_hex(8)}"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._thread = threading.Thread(target=self._feed, name="venvlayers-compile", daemon=True)
+        self._thread.start()
+
+    def written(self, relative: str) -> None:
+        """A file of the layer is complete (called from the writer threads)."""
+        if (
+            relative.endswith(".py")
+            and _SITE_PACKAGES.search(relative)
+            and not _SKIPPED.search("/" + relative)
+        ):
+            self._paths.put(os.path.join(self._partial, relative))
+
+    def _feed(self) -> None:
+        python = None
+        while python is None:
+            if self._stop.wait(0.1):
+                return
+            python = self._python()
+        try:
+            self._process = subprocess.Popen(
+                [python, "-s", "-c", _EARLY, self._stop_file],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:
+            return  # compiling after placing does it all
+        assert self._process.stdin is not None
+        with contextlib.suppress(OSError, ValueError):
+            while (path := self._paths.get()) is not None and not self._stop.is_set():
+                self._process.stdin.write(os.fsencode(path) + b"\0")
+                self._process.stdin.flush()
+
+    def stop(self) -> None:
+        """Stop compiling (after the file being compiled) and wait for the process."""
+        self._stop.set()
+        self._stop_file.touch()
+        try:
+            self._paths.put(None)
+            self._thread.join()
+            if self._process is not None:
+                assert self._process.stdin is not None
+                with contextlib.suppress(OSError):
+                    self._process.stdin.close()
+                self._process.wait()
+        finally:
+            self._stop_file.unlink(missing_ok=True)

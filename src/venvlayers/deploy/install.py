@@ -27,8 +27,10 @@ from pathlib import Path
 
 from venvlayers.contract import LayerPublication
 from venvlayers.contract.delta import DELTA_DESCRIPTOR
+from venvlayers.contract.kinds import LayerKind
+from venvlayers.contract.layer_metadata import read_layer_metadata, resolve_inside
 from venvlayers.contract.postinstall import run_postinstall
-from venvlayers.deploy.compile import BackgroundCompiler
+from venvlayers.deploy.compile import BackgroundCompiler, EarlyCompiler
 from venvlayers.deploy.dirlock import target_lock
 from venvlayers.deploy.extract import (
     ArchiveRefused,
@@ -67,7 +69,7 @@ from venvlayers.deploy.sources import LayerSource, SourceRefused, build_from_man
 from venvlayers.deploy.steps import StepHook, no_hook
 from venvlayers.deploy.store import Store
 from venvlayers.deploy.trust import check_plan_signed, check_trust, remember_trust
-from venvlayers.errors import DeployError, ToolError
+from venvlayers.errors import DeployError, MetadataError, ToolError
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,8 @@ class _Work:
     store: Store
     # Per new layer: its file record, and the stat keys of its paths once post-installed.
     files: dict[str, LayerFiles] = field(default_factory=dict)
+    # The layers this deploy has still to move into place (read by other threads).
+    unplaced: set[str] = field(default_factory=set)
     keys: dict[str, dict[str, StatKey]] = field(default_factory=dict)
 
 
@@ -200,10 +204,12 @@ def _record_compiled(work: _Work, name: str) -> None:
     layer_dir = work.target / name
     added = changes(layer_dir, work.keys[name], walk(layer_dir))
     files = work.files[name]
-    compiled = {path: entry for path, entry in added.items() if entry is not None}
+    compiled = {**files.compiled}
+    compiled.update((path, entry) for path, entry in added.items() if entry is not None)
     postinstall = {**files.postinstall}
     for path in [path for path, entry in added.items() if entry is None]:
-        postinstall[path] = None
+        if compiled.pop(path, None) is None:
+            postinstall[path] = None
     save_files(
         work.target,
         replace(files, compiled=compiled, postinstall=postinstall, compile=COMPILE_DONE),
@@ -349,6 +355,7 @@ def _unpack_in_order(
     }
     placer = Placer(target, work.hook)
     added: list[Path] = []
+    work.unplaced.update(partials)
     try:
         with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
             unpacked = {
@@ -376,6 +383,7 @@ def _unpack_in_order(
                 if not final.exists() and not final.is_symlink():
                     added.append(final)
                 placer.move_into_place(partials.pop(name), final)
+                work.unplaced.discard(name)
                 if layer.bytecode is None:
                     work.compiler.start(name)
     finally:
@@ -391,12 +399,20 @@ def _make_ready(layer: LayerPublication, partial: Path, contents: Unpacked, work
     write_marker(partial, name, sha256, token)
     _postinstall(partial, name, work.target, work.report)
     now = walk(partial)
+    changed = changes(partial, contents.keys, now)
+    # What compiling while unpacking wrote (postinstall.py compiles nothing here).
+    compiled = {
+        path: entry
+        for path, entry in changed.items()
+        if entry is not None and "__pycache__" in path.split("/") and path not in contents.entries
+    }
     files = LayerFiles(
         install_target=name,
         token=token,
         sha256=sha256,
         archive=contents.entries,
-        postinstall=changes(partial, contents.keys, now),
+        postinstall={path: entry for path, entry in changed.items() if path not in compiled},
+        compiled=compiled,
         compile=_compile_state(layer, work.compiler.enabled),
     )
     # Written before the folder moves in: a folder in place always has its record.
@@ -439,12 +455,14 @@ def _unpack(
             told = True
             work.hook("store", name)
 
+    early = _early_compiler(source, partial, work)
     writer = LayerWriter(
         partial,
         store=work.store,
         ready=source.ready,
         skip=(DELTA_DESCRIPTOR,) if source.kind == "delta" else (),
         before_put=before_put,
+        on_written=early.written if early is not None else None,
     )
     work.report(f"{name}: unpacking")
     what = source.archive.path if source.archive is not None else name
@@ -458,7 +476,35 @@ def _unpack(
     finally:
         writer.close()
         source.close()
+        if early is not None:
+            early.stop()
     return Unpacked(writer.entries, writer.keys)
+
+
+def _early_compiler(source: LayerSource, partial: Path, work: _Work) -> EarlyCompiler | None:
+    """Compiling while unpacking, for a venv layer that will be compiled anyway, with its
+    runtime's interpreter once that is in place (this deploy may be placing it)."""
+    layer = source.layer
+    if not work.compiler.enabled or layer.bytecode is not None or layer.kind is LayerKind.RUNTIME:
+        return None
+    members = source.archive.members if source.archive is not None else []
+    if any("__pycache__" in member.name for member in members):
+        return None  # bytecode of its own: compiled files would collide with its members
+    runtime = layer.runtime_layer
+    runtime_dir = work.target / runtime
+
+    def python() -> Path | None:
+        if runtime in work.unplaced:
+            return None
+        try:
+            meta = read_layer_metadata(runtime_dir, runtime)
+            return resolve_inside(
+                runtime_dir, meta.base_python, work.target, what=f"{runtime}: base_python"
+            )
+        except (MetadataError, DeployError):
+            return None
+
+    return EarlyCompiler(partial, python)
 
 
 def _postinstall(layer_dir: Path, name: str, target: Path, report: Callable[[str], None]) -> None:

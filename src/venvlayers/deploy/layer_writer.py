@@ -36,7 +36,8 @@ class LayerWriter:
     the layer's manifest gives it, already in the store and checked) is not written at
     all: its data is read past and the entry placed instead. ``skip`` names files read
     past and left out (a delta's descriptor). ``before_put`` is called before a written
-    file enters the store (the step hook).
+    file enters the store (the step hook); ``on_written`` with each file once it is
+    complete (from a writer thread).
     """
 
     def __init__(
@@ -47,8 +48,10 @@ class LayerWriter:
         ready: dict[str, StoreKey] | None = None,
         skip: Collection[str] = (),
         before_put: Callable[[], None] | None = None,
+        on_written: Callable[[str], None] | None = None,
     ) -> None:
         self._dest = os.fspath(dest)
+        self._on_written = on_written
         self._folders = {""}
         self._symlinks: list[tuple[str, str]] = []
         self._store = store
@@ -148,6 +151,8 @@ class LayerWriter:
             self._store.put(self._path(relative), (job.digest, job.executable))
             # After the put: it may have replaced the file by a link to the entry.
             self.keys[relative] = stat_key(os.lstat(self._path(relative)))
+        if self._on_written is not None:
+            self._on_written(relative)
 
     def placed(self, relative: str, key: StoreKey, size: int) -> None:
         """Make the file ``relative`` from the store entry ``key`` (checked by the caller)."""
@@ -157,6 +162,8 @@ class LayerWriter:
         self._store.place(key, path)
         self.entries[relative] = Entry("f", entry_mode(key[1]), size, key[0])
         self.keys[relative] = stat_key(os.lstat(path))
+        if self._on_written is not None:
+            self._on_written(relative)
 
     def hard_link(self, relative: str, target: str) -> None:
         self._writers.wait()  # the file linked to is complete
