@@ -14,6 +14,7 @@ import os
 import queue
 import re
 import secrets
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -42,16 +43,31 @@ class BackgroundCompiler:
         # Told (layer, finished, started) as each layer finishes, for a progress display.
         self._on_done = on_done
         self._running: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._scratch: list[Path] = []
 
-    def start(self, name: str) -> None:
-        """Start compiling the layer ``name`` (already in its final place)."""
-        if not self.enabled:
+    def start(self, name: str, sources: list[str] | None = None) -> None:
+        """Start compiling the layer ``name`` (already in its final place): its whole
+        library, or only ``sources`` (layer-relative) when the others are compiled."""
+        if not self.enabled or sources == []:
             return
         layer_dir = self.target / name
         meta = read_layer_metadata(layer_dir, name)
         python = resolve_inside(
             layer_dir, meta.base_python, self.target, what=f"{name}: base_python"
         )
+        if sources is not None:
+            # No walk of the library and no look at the bytecode made while unpacking.
+            scratch = Path(tempfile.mkdtemp(prefix="venvlayers-compile-"))
+            self._scratch.append(scratch)
+            (scratch / "compile_listed.py").write_text(_LISTED, encoding="utf-8")
+            listed = b"\0".join(os.fsencode(layer_dir / relative) for relative in sources)
+            (scratch / "sources").write_bytes(listed)
+            process = spawn(
+                [python, "-s", scratch / "compile_listed.py", scratch / "sources"],
+                what=f"{name}: byte-compile",
+            )
+            self._running.append((name, process))
+            return
         # One process per layer, each with compileall's pool on every core: layers compile
         # side by side and beside unpacking, and the biggest layer, which is usually the
         # last still compiling when unpacking ends, uses every core (the torch layer: 8.4 s
@@ -79,6 +95,9 @@ class BackgroundCompiler:
             if self._on_done is not None:
                 self._on_done(name, done, len(self._running))
         self._running.clear()
+        for scratch in self._scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+        self._scratch.clear()
 
     def stop(self) -> None:
         """Abandon compiling (the deploy failed); bytecode is only a cache."""
@@ -96,17 +115,40 @@ _EARLY = r"""
 import os, py_compile, sys
 
 stop, pending = sys.argv[1], b""
-while not os.path.exists(stop):
-    data = os.read(0, 1 << 16)
-    if not data:
-        break
-    *paths, pending = (pending + data).split(b"\0")
-    for path in paths:
-        if os.path.exists(stop):
+with open(sys.argv[2], "wb") as done:
+    while not os.path.exists(stop):
+        data = os.read(0, 1 << 16)
+        if not data:
             break
-        try:
-            py_compile.compile(os.fsdecode(path), doraise=True)
-        except Exception:
+        *paths, pending = (pending + data).split(b"\0")
+        for path in paths:
+            if os.path.exists(stop):
+                break
+            try:
+                py_compile.compile(os.fsdecode(path), doraise=True)
+            except Exception:
+                continue
+            done.write(path + b"\0")
+"""
+# Run by the layer's interpreter: compiles the NUL-separated paths listed in a file, on
+# every core.
+_LISTED = r"""
+import os, py_compile, sys
+from concurrent.futures import ProcessPoolExecutor
+
+
+def compile_one(path):
+    try:
+        py_compile.compile(path, doraise=True)
+    except Exception:
+        pass
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1], "rb") as listed:
+        paths = [os.fsdecode(p) for p in listed.read().split(b"\0") if p]
+    with ProcessPoolExecutor() as pool:
+        for _done in pool.map(compile_one, paths, chunksize=8):
             pass
 """
 _SITE_PACKAGES = re.compile(r"(^|/)(lib/python[^/]*|Lib)/site-packages/")
@@ -129,18 +171,20 @@ class EarlyCompiler:
         self._python = python
         self._paths: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._stop = threading.Event()
-        self._stop_file = Path(tempfile.gettempdir()) / f"venvlayers-stop-{secrets.token_hex(8)}"
+        name = f"venvlayers-compile-{secrets.token_hex(8)}"
+        self._stop_file = Path(tempfile.gettempdir()) / f"{name}.stop"
+        self._done_file = Path(tempfile.gettempdir()) / f"{name}.done"
+        # The layer's sources to compile, by layer-relative path, and those compiled.
+        self.sources: list[str] = []
+        self.compiled: set[str] = set()
         self._process: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(target=self._feed, name="venvlayers-compile", daemon=True)
         self._thread.start()
 
     def written(self, relative: str) -> None:
         """A file of the layer is complete (called from the writer threads)."""
-        if (
-            relative.endswith(".py")
-            and _SITE_PACKAGES.search(relative)
-            and not _SKIPPED.search("/" + relative)
-        ):
+        if is_early_source(relative):
+            self.sources.append(relative)
             self._paths.put(os.path.join(self._partial, relative))
 
     def _feed(self) -> None:
@@ -151,7 +195,7 @@ class EarlyCompiler:
             python = self._python()
         try:
             self._process = subprocess.Popen(
-                [python, "-s", "-c", _EARLY, self._stop_file],
+                [python, "-s", "-c", _EARLY, self._stop_file, self._done_file],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -176,5 +220,26 @@ class EarlyCompiler:
                 with contextlib.suppress(OSError):
                     self._process.stdin.close()
                 self._process.wait()
+                prefix = os.fsencode(os.path.join(self._partial, ""))
+                with contextlib.suppress(OSError):
+                    self.compiled = {
+                        os.fsdecode(path.removeprefix(prefix))
+                        for path in self._done_file.read_bytes().split(b"\0")
+                        if path
+                    }
         finally:
             self._stop_file.unlink(missing_ok=True)
+            self._done_file.unlink(missing_ok=True)
+
+    def remaining(self) -> list[str]:
+        """The sources it did not compile (call after :meth:`stop`)."""
+        return [relative for relative in self.sources if relative not in self.compiled]
+
+
+def is_early_source(relative: str) -> bool:
+    """Whether :class:`EarlyCompiler` compiles this layer-relative path of a venv layer."""
+    return (
+        relative.endswith(".py")
+        and _SITE_PACKAGES.search(relative) is not None
+        and not _SKIPPED.search("/" + relative)
+    )

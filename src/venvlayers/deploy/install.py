@@ -30,7 +30,7 @@ from venvlayers.contract.delta import DELTA_DESCRIPTOR
 from venvlayers.contract.kinds import LayerKind
 from venvlayers.contract.layer_metadata import read_layer_metadata, resolve_inside
 from venvlayers.contract.postinstall import run_postinstall
-from venvlayers.deploy.compile import BackgroundCompiler, EarlyCompiler
+from venvlayers.deploy.compile import BackgroundCompiler, EarlyCompiler, is_early_source
 from venvlayers.deploy.dirlock import target_lock
 from venvlayers.deploy.extract import (
     ArchiveRefused,
@@ -167,6 +167,8 @@ class _Work:
     files: dict[str, LayerFiles] = field(default_factory=dict)
     # The layers this deploy has still to move into place (read by other threads).
     unplaced: set[str] = field(default_factory=set)
+    # Per venv layer compiled while unpacking: the sources left to compile once placed.
+    uncompiled: dict[str, list[str]] = field(default_factory=dict)
     keys: dict[str, dict[str, StatKey]] = field(default_factory=dict)
 
 
@@ -385,7 +387,7 @@ def _unpack_in_order(
                 placer.move_into_place(partials.pop(name), final)
                 work.unplaced.discard(name)
                 if layer.bytecode is None:
-                    work.compiler.start(name)
+                    work.compiler.start(name, work.uncompiled.get(name))
     finally:
         for partial in partials.values():
             shutil.rmtree(partial, ignore_errors=True)
@@ -406,6 +408,13 @@ def _make_ready(layer: LayerPublication, partial: Path, contents: Unpacked, work
         for path, entry in changed.items()
         if entry is not None and "__pycache__" in path.split("/") and path not in contents.entries
     }
+    if name in work.uncompiled:
+        # What postinstall.py added to site-packages (its path module) is compiled too.
+        work.uncompiled[name] += [
+            path
+            for path, entry in changed.items()
+            if entry is not None and entry.kind == "f" and is_early_source(path)
+        ]
     files = LayerFiles(
         install_target=name,
         token=token,
@@ -478,6 +487,7 @@ def _unpack(
         source.close()
         if early is not None:
             early.stop()
+            work.uncompiled[name] = early.remaining()
     return Unpacked(writer.entries, writer.keys)
 
 
@@ -487,9 +497,9 @@ def _early_compiler(source: LayerSource, partial: Path, work: _Work) -> EarlyCom
     layer = source.layer
     if not work.compiler.enabled or layer.bytecode is not None or layer.kind is LayerKind.RUNTIME:
         return None
-    members = source.archive.members if source.archive is not None else []
-    if any("__pycache__" in member.name for member in members):
-        return None  # bytecode of its own: compiled files would collide with its members
+    names = [member.name for member in source.archive.members] if source.archive else []
+    if any("__pycache__" in name for name in [*names, *(source.manifest or ())]):
+        return None  # bytecode of its own: compiled files would collide with its files
     runtime = layer.runtime_layer
     runtime_dir = work.target / runtime
 
