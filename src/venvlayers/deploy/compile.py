@@ -2,8 +2,9 @@
 
 postinstall.py can compile a layer itself, but that serialises compiling with unpacking.
 Here each layer starts compiling as soon as it is in place, so on a multi-core host the
-CPU-bound compile of the runtime's library overlaps with unpacking the layers above it.
-Bytecode is only a cache: a deploy interrupted while compiling leaves every layer working
+CPU-bound compile of the runtime's library overlaps with unpacking the layers above it. A
+venv layer starts earlier still, while it unpacks (:class:`EarlyCompiler`); once placed,
+only what that did not reach is compiled. Bytecode is only a cache: a deploy interrupted while compiling leaves every layer working
 (the next deploy unpacks such a layer again, so that its file record covers the bytecode).
 """
 
@@ -160,9 +161,9 @@ class EarlyCompiler:
     Unpacking waits on the disk much of the time; compiling the files already written
     (in the partial folder, with the runtime's interpreter once that is in place) uses
     that time. :meth:`stop` is called before the folder is described: what was compiled
-    by then is recorded as part of the unpacked folder, and compiling the placed layer
-    (:class:`BackgroundCompiler`) skips every source whose bytecode is already current.
-    CPython corrects the file names inside the bytecode when it imports it.
+    by then is recorded with the layer's bytecode, and the placed layer compiles only
+    :meth:`remaining` (:class:`BackgroundCompiler` with ``sources``). CPython corrects the
+    file names inside the bytecode when it imports it.
     """
 
     def __init__(self, partial: Path, python: Callable[[], Path | None]) -> None:
