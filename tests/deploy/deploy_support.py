@@ -49,6 +49,23 @@ FORMATS = (".tar.zst", ".tar.xz", ".tar.gz", ".zip")
 LOCKED_AT = "2025-01-01T00:00:00Z"
 
 
+# --- comparing folders ----------------------------------------------------------------------
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Everything in ``folder``: a change to any file, link or folder shows."""
+    state = {}
+    for path in sorted(folder.rglob("*")):
+        key = path.relative_to(folder).as_posix()
+        if path.is_symlink():
+            state[key] = "link:" + os.readlink(path)
+        elif path.is_dir():
+            state[key] = "dir"
+        else:
+            state[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return state
+
+
 # --- archives -------------------------------------------------------------------------------
 
 

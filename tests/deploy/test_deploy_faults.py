@@ -7,7 +7,6 @@ the message says what happened.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from tests.deploy.deploy_support import (
     replace_archive,
     rewrite_index,
     run_layer_python,
+    snapshot,
     tar_entry,
     write_archive,
 )
@@ -59,20 +59,6 @@ def deployed_v1(published: dict[str, Path], tmp_path: Path) -> Path:
     target = tmp_path / "deploy"
     deploy(published["v1"], target)
     return target
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """Everything in ``folder``: a change to any file, link or folder shows."""
-    state = {}
-    for path in sorted(folder.rglob("*")):
-        key = path.relative_to(folder).as_posix()
-        if path.is_symlink():
-            state[key] = "link:" + os.readlink(path)
-        elif path.is_dir():
-            state[key] = "dir"
-        else:
-            state[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return state
 
 
 def assert_v1_intact(target: Path) -> None:

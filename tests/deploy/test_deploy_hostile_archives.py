@@ -31,6 +31,7 @@ from tests.deploy.deploy_support import (
     read_tar_entries,
     replace_archive,
     run_layer_python,
+    snapshot,
     tar_entry,
     write_archive,
     write_zip,
@@ -95,19 +96,6 @@ def craft(source: Path, install_target: str, entries: list[Entry]) -> None:
     replace_archive(source, install_target, entries)
     archive = archive_of(source, install_target)
     set_published(source, install_target, size=archive.stat().st_size, sha256=sha256_file(archive))
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    state = {}
-    for path in sorted(folder.rglob("*")):
-        key = path.relative_to(folder).as_posix()
-        if path.is_symlink():
-            state[key] = "link:" + os.readlink(path)
-        elif path.is_dir():
-            state[key] = "dir"
-        else:
-            state[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return state
 
 
 def assert_refused(source: Path, outer: Path, *expected: str) -> str:

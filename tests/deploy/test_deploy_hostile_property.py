@@ -8,7 +8,6 @@ link targets, published with matching size and sha256, in every format.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from tests.deploy.deploy_support import (
     RUNTIME,
     publication,
     runtime_meta,
+    snapshot,
     tar_entry,
     venv_meta,
     write_archive,
@@ -95,19 +95,6 @@ def layers(draw: st.DrawFn) -> list[Entry]:
 
 def _json(data: object) -> bytes:
     return json.dumps(data).encode()
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    state = {}
-    for path in sorted(folder.rglob("*")):
-        key = path.relative_to(folder).as_posix()
-        if path.is_symlink():
-            state[key] = "link:" + os.readlink(path)
-        elif path.is_dir():
-            state[key] = "dir"
-        else:
-            state[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return state
 
 
 def outside_target(state: dict[str, str]) -> dict[str, str]:

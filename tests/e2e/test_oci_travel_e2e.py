@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.deploy_support import add_delta, fake_stack, store_entries
+from tests.deploy.deploy_support import add_delta, fake_stack, snapshot, store_entries
 from tests.e2e.helpers import venvlayers
 from tests.e2e.oci_support import RegistryServer, registry  # noqa: F401  (a fixture)
 from venvlayers.contract import (
@@ -58,20 +58,6 @@ def refused(*args: str | Path) -> str:
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, result.stderr
     return lines[0]
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every path under ``folder`` with its content (files) or link text."""
-    found = {}
-    for path in sorted(folder.rglob("*")):
-        key = str(path.relative_to(folder))
-        if path.is_symlink():
-            found[key] = "-> " + str(path.readlink())
-        elif path.is_file():
-            found[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            found[key] = "dir"
-    return found
 
 
 def raw_manifest(server: RegistryServer, ref: str) -> dict[str, Any]:
