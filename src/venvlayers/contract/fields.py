@@ -33,6 +33,11 @@ def load_json(path: Path, *, origin: str) -> Any:
             raw = stream.read()
     except OSError as exc:
         raise MetadataError(f"{origin}: cannot read ({exc.strerror})") from None
+    return parse_json(raw, origin=origin)
+
+
+def parse_json(raw: bytes, *, origin: str) -> Any:
+    """The JSON document ``raw`` (untrusted bytes), or a :class:`MetadataError`."""
     if _depth(raw) > _MAX_DEPTH:
         raise MetadataError(f"{origin}: nested more than {_MAX_DEPTH} levels deep")
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from venvlayers._fs import write_json
-from venvlayers.contract.fields import Fields, load_json
+from venvlayers.contract.fields import Fields, load_json, parse_json
 from venvlayers.contract.kinds import LayerKind
 from venvlayers.errors import MetadataError
 
@@ -219,16 +219,27 @@ def read_stack_metadata(source: Path) -> tuple[Path, list[LayerPublication]]:
         raise MetadataError(f"{source}: no {STACK_METADATA} here (publish the stack first)")
     root = path.parent.parent if path.parent.name == METADATA_DIR else path.parent
     origin = str(path)
-    index = Fields(load_json(path, origin=origin), origin).object("layers")
+    layers = _layers_of(load_json(path, origin=origin), origin)
+    for layer in layers:
+        _check_layer_file(root, layer)
+    return root, layers
+
+
+def parse_stack_metadata(raw: bytes, *, origin: str) -> list[LayerPublication]:
+    """The layers of stack metadata given as bytes (e.g. the copy a signature covers),
+    checked as :func:`read_stack_metadata` checks a file (less the env_metadata files)."""
+    return _layers_of(parse_json(raw, origin=origin), origin)
+
+
+def _layers_of(document: Any, origin: str) -> list[LayerPublication]:
+    index = Fields(document, origin).object("layers")
     layers = [
         LayerPublication.from_json(entry, kind)
         for kind in LayerKind
         for entry in index.objects(kind.table, default=[])
     ]
     _check_graph(layers, origin)
-    for layer in layers:
-        _check_layer_file(root, layer)
-    return root, layers
+    return layers
 
 
 def _check_graph(layers: list[LayerPublication], origin: str) -> None:

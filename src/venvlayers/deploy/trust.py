@@ -10,14 +10,12 @@ check the signature again and that every deployed layer came from an archive it 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from venvlayers._fs import atomic_write_bytes, atomic_write_text
-from venvlayers.contract import STACK_METADATA, LayerPublication
+from venvlayers.contract import STACK_METADATA, LayerPublication, parse_stack_metadata
 from venvlayers.contract.signature import (
     SIGNATURE,
     SIGNATURE_SUFFIX,
@@ -25,7 +23,7 @@ from venvlayers.contract.signature import (
     verify_bytes,
 )
 from venvlayers.deploy.record import STATE_DIR
-from venvlayers.errors import DeployError
+from venvlayers.errors import DeployError, MetadataError
 
 TRUST_DIR = f"{STATE_DIR}/trust"
 ALLOWED_SIGNERS = f"{TRUST_DIR}/allowed_signers"
@@ -119,7 +117,10 @@ def trust_problems(target: Path, deployed: Mapping[str, str]) -> list[str]:
         verify_bytes(data, text, allowed, what=SIGNED_METADATA)
     except SignatureError as exc:
         return [str(exc)]
-    signed = _signed_archives(data)
+    try:
+        signed = _signed_archives(data)
+    except MetadataError as exc:
+        return [str(exc)]
     return [
         f"{name}: deployed from an archive the signed metadata does not list"
         for name, sha256 in sorted(deployed.items())
@@ -128,14 +129,10 @@ def trust_problems(target: Path, deployed: Mapping[str, str]) -> list[str]:
 
 
 def _signed_archives(data: bytes) -> dict[str, str]:
-    """install target -> archive sha256, from signed (so trusted) stack metadata."""
-    try:
-        index: Any = json.loads(data)
-        entries = [e for entries in index["layers"].values() for e in entries]
-        return {
-            str(e["install_target"]): str(e["archive_hashes"]["sha256"])
-            for e in entries
-            if isinstance(e, dict) and isinstance(e.get("archive_hashes"), dict)
-        }
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return {}
+    """install target -> archive sha256, from signed (so trusted) stack metadata, read by
+    the contract's own reader."""
+    return {
+        layer.install_target: layer.archive.archive_hashes["sha256"]
+        for layer in parse_stack_metadata(data, origin=SIGNED_METADATA)
+        if layer.archive is not None
+    }
