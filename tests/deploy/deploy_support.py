@@ -607,7 +607,6 @@ def add_delta(old: Path, new: Path, layer_name: str) -> Path:
     `publish --delta-from` does (manifests beside the archives too); returns its archive."""
     from venvlayers.contract import MANIFESTS_DIR, DeltaFields, read_stack_metadata
     from venvlayers.contract.delta import DELTA_DESCRIPTOR, DeltaDescriptor, delta_content
-    from venvlayers.contract.manifest import manifest_entries
 
     _, old_layers = read_stack_metadata(old)
     _, new_layers = read_stack_metadata(new)
@@ -623,9 +622,7 @@ def add_delta(old: Path, new: Path, layer_name: str) -> Path:
     old_manifest = old_entries[f"{base.install_target}/{layout.LAYER_MANIFEST}"]
     entries = read_tar_entries(new / layer.archive.archive_name)
     new_manifest = dict((info.name, data) for info, data in entries)[manifest_name]
-    content = delta_content(
-        manifest_entries(json.loads(old_manifest)), manifest_entries(json.loads(new_manifest))
-    )
+    content = delta_content(old_manifest, new_manifest)
     base_sha = base.archive.archive_hashes["sha256"]
     folders = {f"{top}/{p}".rsplit("/", 1)[0] for p in content.added}
     chosen = [

@@ -10,11 +10,11 @@ metadata holds (``DeltaFields.manifest_sha256``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from venvlayers.contract.fields import Fields
+from venvlayers.contract.manifest import read_manifest
 from venvlayers.errors import MetadataError
 
 DELTA_DESCRIPTOR = "share/venv/metadata/venvlayers_delta.json"
@@ -63,21 +63,18 @@ class DeltaContent:
     removed: tuple[str, ...]
 
 
-def delta_content(
-    old_entries: Sequence[Mapping[str, Any]], new_entries: Sequence[Mapping[str, Any]]
-) -> DeltaContent:
-    """Files whose content the old layer lacks anywhere (a file that only moved is taken
-    from the base by its hash), symlinks that are new or changed, and the paths removed."""
-    old_contents = {str(e["sha256"]) for e in old_entries if e.get("type") == "file"}
-    old_links = {(str(e["path"]), e.get("link")) for e in old_entries if e.get("type") == "symlink"}
-    added = set()
-    for entry in new_entries:
-        path = str(entry["path"])
-        if entry.get("type") == "symlink":
-            if (path, entry.get("link")) not in old_links:
-                added.add(path)
-        elif str(entry.get("sha256")) not in old_contents:
-            added.add(path)
-    new_paths = {str(e["path"]) for e in new_entries}
-    removed = tuple(sorted(str(e["path"]) for e in old_entries if str(e["path"]) not in new_paths))
+def delta_content(old_manifest: bytes, new_manifest: bytes) -> DeltaContent:
+    """What a delta between two layer manifests (their bytes) must carry: files whose
+    content the old layer lacks anywhere (a file that only moved is taken from the base by
+    its hash), symlinks that are new or changed, and the paths removed."""
+    old = read_manifest(old_manifest, "the earlier layer manifest")
+    new = read_manifest(new_manifest, "the layer manifest")
+    old_contents = {item.sha256 for item in old.values() if item.is_file}
+    old_links = {(path, item.link) for path, item in old.items() if not item.is_file}
+    added = {
+        path
+        for path, item in new.items()
+        if (item.sha256 not in old_contents if item.is_file else (path, item.link) not in old_links)
+    }
+    removed = tuple(sorted(path for path in old if path not in new))
     return DeltaContent(frozenset(added), removed)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from venvlayers._fs import sha256_file
-from venvlayers.contract.fields import Fields
+from venvlayers.contract.fields import Fields, parse_json
 from venvlayers.contract.layer_files import EntryKind, LayerEntry, scan_layer
 from venvlayers.errors import MetadataError, PublishError
 
@@ -125,11 +125,6 @@ def _matches(entry: LayerEntry, record: Mapping[str, Any]) -> bool:
     )
 
 
-def manifest_entries(manifest: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The entries of a manifest document, after checking its format and version."""
-    return _entries(manifest)
-
-
 @dataclass(frozen=True)
 class ManifestItem:
     """One entry of a layer manifest, as a deploy reads it: a file or a symlink."""
@@ -145,11 +140,7 @@ class ManifestItem:
 def read_manifest(data: bytes, origin: str) -> dict[str, ManifestItem]:
     """The entries of the manifest ``data`` by layer-relative path; a :class:`MetadataError`
     naming the field when it is malformed (deploy reads manifests as untrusted)."""
-    try:
-        document = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise MetadataError(f"{origin}: not valid JSON ({exc})") from None
-    fields = Fields(document, origin)
+    fields = Fields(parse_json(data, origin=origin), origin)
     if (
         fields.data.get("format") != MANIFEST_FORMAT
         or fields.data.get("version") != MANIFEST_VERSION

@@ -11,7 +11,6 @@ target holds the base, and the full archive otherwise.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,6 @@ from venvlayers.contract import (
     read_stack_metadata,
 )
 from venvlayers.contract.delta import DELTA_DESCRIPTOR, DeltaDescriptor, delta_content
-from venvlayers.contract.manifest import manifest_entries
-from venvlayers.errors import PublishError
 from venvlayers.publish.archive import ArchiveRequest, write_layer_archives
 from venvlayers.publish.formats import FORMATS
 
@@ -86,7 +83,7 @@ def plan_deltas(
             )
             continue
         new_manifest = manifests[layer.install_target]
-        content = delta_content(_entries_of(old_manifest, base), _entries_of(new_manifest, layer))
+        content = delta_content(old_manifest, new_manifest)
         descriptor = DeltaDescriptor(base.install_target, base_sha, content.removed)
         extension = FORMATS[fmt].extension
         name = f"{layer.install_target}.delta-{base_sha[:12]}{extension}"
@@ -124,10 +121,3 @@ def write_deltas(
             manifest_sha256=plan.manifest_sha256,
         )
     return written
-
-
-def _entries_of(data: bytes, layer: LayerPublication) -> list[Mapping[str, object]]:
-    try:
-        return list(manifest_entries(json.loads(data)))
-    except ValueError as exc:
-        raise PublishError(f"{layer.install_target}: unreadable layer manifest ({exc})") from None
