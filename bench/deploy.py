@@ -9,7 +9,8 @@ exists). Each round deploys every app of SOURCE into a fresh temporary folder an
 unpacks the same archives with the system's ``tar`` (``tar --zstd -xf``, ``-xJf``, ``-xzf``;
 ``unzip`` for zip): the floor, since it neither checks anything nor runs post-install work.
 The best round of each is printed with the deploy split into its steps (from the progress
-messages): check (size, sha256 and every member of every archive), unpack, post-install
+messages): check (choosing each layer's source and opening it; a delta archive is checked
+whole, a full one while it unpacks), unpack (with its checks), post-install
 (``postinstall.py``, byte-compiling included unless ``--no-compile``), and the ratio.
 A redeploy of the same source (nothing to unpack) is timed too.
 """

@@ -126,12 +126,27 @@ def exclusive_lock(path: Path, *, on_wait: Callable[[], None] = lambda: None) ->
     even by ``kill -9``: a stale lock never blocks the next run. ``on_wait`` is called once
     when another process holds it.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    waited = False
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if not _try_lock(fd):
+                if not waited:
+                    on_wait()
+                    waited = True
+                _lock(fd)
+            # The holder may have removed the file with its folder (a deploy that created
+            # the folder and was refused): a lock on a file no longer at ``path`` locks
+            # nothing, so take the one now there.
+            with contextlib.suppress(FileNotFoundError):
+                if os.path.samestat(os.fstat(fd), os.stat(path)):
+                    break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
     try:
-        if not _try_lock(fd):
-            on_wait()
-            _lock(fd)
         yield
     finally:
         os.close(fd)  # closing releases the lock

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -52,13 +54,32 @@ def run(
 
 
 def spawn(args: Sequence[str | os.PathLike[str]], *, what: str) -> subprocess.Popen[bytes]:
-    """Start ``args`` in the background with its output discarded; the caller waits for it."""
+    """Start ``args`` in the background with its output discarded; the caller waits for it
+    or stops it with :func:`kill_all`.
+
+    It runs in a process group of its own, so that stopping it stops the workers it
+    started too (a process pool's workers outlive a parent killed alone, forever idle).
+    """
     argv = [os.fspath(a) for a in args]
     log.debug("start (%s): %s", what, shlex.join(argv))
     try:
-        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return subprocess.Popen(
+            argv,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=os.name == "posix",
+        )
     except OSError as exc:
         raise ToolError(f"{what}: cannot run {argv[0]!r}: {exc.strerror}") from exc
+
+
+def kill_all(process: subprocess.Popen[bytes]) -> None:
+    """Kill a process started by :func:`spawn`, and every process it started."""
+    if os.name == "posix":
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
 
 
 def tool_message(result: subprocess.CompletedProcess[str]) -> str:

@@ -13,18 +13,18 @@ import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import zstandard
 
 from venvlayers.deploy.archive_io import (
-    _CHANGED,
     _CHUNK,
     _CORRUPT,
     _HEADER_ALLOWANCE,
     _MAX_LINK_TEXT,
     _TAR_BUFFER,
     ArchiveRefused,
+    SpaceBudget,
     _bounded_chunks,
     _BoundedStream,
     _HashingReader,
@@ -45,6 +45,23 @@ from venvlayers.deploy.members import (
     layer_relative,
 )
 
+# No bound on the sum of member sizes where the caller bounds it itself.
+_NO_LIMIT = 1 << 62
+
+
+class MemberCheck(Protocol):
+    """Decides, member by member, what an unpacking may write (see deploy/members.py)."""
+
+    top: str
+
+    def admit(self, member: Member) -> str:
+        """The member's layer-relative path; raises if it must not be written."""
+        ...
+
+    def finish(self) -> int:
+        """The checks over the whole list, before any link is made; the member count."""
+        ...
+
 
 class ArchiveFormat(ABC):
     suffix: str
@@ -61,10 +78,19 @@ class ArchiveFormat(ABC):
 
     @abstractmethod
     def extract(
-        self, file: IO[bytes], size: int, scan: _Scan, writer: LayerWriter, top: str
+        self,
+        file: IO[bytes],
+        size: int,
+        gate: MemberCheck,
+        writer: LayerWriter,
+        room: Callable[[int], None],
     ) -> str:
-        """Unpack the scanned members of the folder ``top`` through ``writer``; the file's
-        sha256."""
+        """Unpack the members ``gate`` admits through ``writer``; the file's sha256.
+
+        ``room`` is told the bytes each member expands to before any of them is read
+        (it raises :class:`ArchiveRefused` past the space there is); ``gate.finish`` runs
+        before the writer makes links.
+        """
 
 
 def _tar_member(info: tarfile.TarInfo) -> Member:
@@ -89,6 +115,23 @@ def _tar_chunks(source: IO[bytes], size: int) -> Iterator[bytes]:
             return
         left -= len(chunk)
         yield chunk
+
+
+def _tar_members(
+    tar: tarfile.TarFile, bounded: _BoundedStream, room: Callable[[int], None]
+) -> Iterator[tuple[tarfile.TarInfo, Member]]:
+    """Each member of ``tar``, its data charged to ``room`` before any of it is read.
+
+    ``tar.offset`` is where the next header starts: a member's data is counted (and
+    refused) before tarfile reads or skips any of it; the stream is then bounded to that
+    data and one header more.
+    """
+    counted = 0
+    for info in tar:
+        room(tar.offset - counted)
+        counted = tar.offset
+        bounded.limit = tar.offset + _HEADER_ALLOWANCE + _TAR_BUFFER
+        yield info, _tar_member(info)
 
 
 class TarFormat(ArchiveFormat):
@@ -125,14 +168,8 @@ class TarFormat(ArchiveFormat):
         captured: dict[str, bytes] = {}
         try:
             with self._open(reader, _HEADER_ALLOWANCE + _TAR_BUFFER) as (tar, bounded):
-                for info in tar:
-                    member = _tar_member(info)
+                for info, member in _tar_members(tar, bounded, SpaceBudget(space).take):
                     members.append(member)
-                    # ``tar.offset`` is where the next header starts: this member's data
-                    # is counted (and refused) before tarfile reads or skips any of it.
-                    if tar.offset > space:
-                        raise ArchiveRefused(_too_big(space))
-                    bounded.limit = tar.offset + _HEADER_ALLOWANCE + _TAR_BUFFER
                     wanted = _wanted(info.name, top, capture)
                     if wanted is not None and member.kind is MemberKind.FILE:
                         source = tar.extractfile(info)
@@ -148,19 +185,18 @@ class TarFormat(ArchiveFormat):
         return _Scan(members, reader.drain(), expanded, captured)
 
     def extract(
-        self, file: IO[bytes], size: int, scan: _Scan, writer: LayerWriter, top: str
+        self,
+        file: IO[bytes],
+        size: int,
+        gate: MemberCheck,
+        writer: LayerWriter,
+        room: Callable[[int], None],
     ) -> str:
         reader = _HashingReader(file, size)
-        planned = iter(scan.members)
         try:
-            # The same bytes read the same way come to what the scan read; tarfile reads in
-            # whole buffers, so allow one more.
-            with self._open(reader, scan.expanded + _TAR_BUFFER) as (tar, _bounded):
-                for info in tar:
-                    member = _tar_member(info)
-                    if member != next(planned, None):
-                        raise ArchiveRefused(_CHANGED)
-                    relative = layer_relative(member.name, top)
+            with self._open(reader, _HEADER_ALLOWANCE + _TAR_BUFFER) as (tar, bounded):
+                for info, member in _tar_members(tar, bounded, room):
+                    relative = gate.admit(member)
                     if not relative:
                         continue
                     if member.kind is MemberKind.DIR:
@@ -168,7 +204,7 @@ class TarFormat(ArchiveFormat):
                     elif member.kind is MemberKind.SYMLINK:
                         writer.symlink(relative, member.link)
                     elif member.kind is MemberKind.HARDLINK:
-                        writer.hard_link(relative, layer_relative(member.link, top))
+                        writer.hard_link(relative, layer_relative(member.link, gate.top))
                     else:
                         source = tar.extractfile(info)
                         assert source is not None  # a regular file always has a reader
@@ -176,14 +212,17 @@ class TarFormat(ArchiveFormat):
                             member,
                             relative,
                             _tar_chunks(source, member.size),
-                            executable=bool(info.mode & 0o111),
+                            executable=member.executable,
                             mtime=info.mtime,
                         )
-            if next(planned, None) is not None:
-                raise ArchiveRefused(_CHANGED)
+            gate.finish()
             writer.finish()
-        except (_PastLimit, UnsafeMember):
-            raise ArchiveRefused(_CHANGED) from None
+        except _PastLimit:
+            raise ArchiveRefused(
+                f"has a member header larger than {_HEADER_ALLOWANCE} bytes"
+            ) from None
+        except UnsafeMember as exc:
+            raise ArchiveRefused(str(exc)) from None
         except _CORRUPT as exc:
             raise ArchiveRefused(f"cannot be unpacked ({exc})") from None
         return reader.drain()
@@ -329,14 +368,21 @@ class ZipFormat(ArchiveFormat):
         return _Scan(members, digest, sum(info.file_size for info in infos), captured)
 
     def extract(
-        self, file: IO[bytes], size: int, scan: _Scan, writer: LayerWriter, top: str
+        self,
+        file: IO[bytes],
+        size: int,
+        gate: MemberCheck,
+        writer: LayerWriter,
+        room: Callable[[int], None],
     ) -> str:
-        members, infos, digest = self._read(file, size, scan.expanded)
-        if members != scan.members:
-            raise ArchiveRefused(_CHANGED)
+        # The central directory lists every member: all are checked, and the whole file
+        # hashed, before anything is written.
+        members, infos, digest = self._read(file, size, _NO_LIMIT)
         try:
-            for member, info in zip(members, infos, strict=True):
-                relative = layer_relative(member.name, top)
+            room(sum(info.file_size for info in infos))
+            relatives = [gate.admit(member) for member in members]
+            gate.finish()
+            for member, info, relative in zip(members, infos, relatives, strict=True):
                 if not relative:
                     continue
                 if member.kind is MemberKind.DIR:
@@ -348,11 +394,11 @@ class ZipFormat(ArchiveFormat):
                         member,
                         relative,
                         _zip_chunks(file, size, info),
-                        executable=bool((info.external_attr >> 16) & 0o111),
+                        executable=member.executable,
                     )
             writer.finish()
-        except UnsafeMember:
-            raise ArchiveRefused(_CHANGED) from None
+        except UnsafeMember as exc:
+            raise ArchiveRefused(str(exc)) from None
         except _CORRUPT as exc:
             raise ArchiveRefused(f"cannot be unpacked ({exc})") from None
         return digest

@@ -78,6 +78,24 @@ def _too_big(space: int) -> str:
     return f"expands to more than the {space} bytes free in the deployment folder"
 
 
+class SpaceBudget:
+    """The bytes archives may still expand to, shared by the archives unpacked side by side."""
+
+    def __init__(self, space: int) -> None:
+        self.space = space
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def take(self, count: int) -> None:
+        """Count ``count`` more bytes; refuses (:class:`ArchiveRefused`) past the space,
+        without counting them: the archive refused is the one that went past, not another
+        unpacked beside it."""
+        with self._lock:
+            if self._used + count > self.space:
+                raise ArchiveRefused(_too_big(self.space))
+            self._used += count
+
+
 class _HashingReader:
     """Reads and hashes exactly ``size`` bytes of an open archive, from where it stands."""
 

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from venvlayers._proc import spawn
+from venvlayers._proc import kill_all, spawn
 from venvlayers.contract.layer_files import BYTECODE_SKIP
 from venvlayers.contract.layer_metadata import read_layer_metadata, resolve_inside
 
@@ -103,15 +103,16 @@ class BackgroundCompiler:
     def stop(self) -> None:
         """Abandon compiling (the deploy failed); bytecode is only a cache."""
         for _name, process in self._running:
-            process.kill()
+            kill_all(process)
         self._on_done = None
         self.wait()
 
 
 # Run by the runtime's interpreter (any CPython 3.9+): compiles the NUL-separated paths
 # read from stdin, one after the other, until stdin ends or the file named by its argument
-# exists. py_compile writes each .pyc whole and renames it into place, so stopping between
-# two files leaves nothing half written.
+# exists, and lists each source compiled and the bytecode file written for it. py_compile
+# writes each .pyc whole and renames it into place, so stopping between two files leaves
+# nothing half written.
 _EARLY = r"""
 import os, py_compile, sys
 
@@ -126,10 +127,10 @@ with open(sys.argv[2], "wb") as done:
             if os.path.exists(stop):
                 break
             try:
-                py_compile.compile(os.fsdecode(path), doraise=True)
+                written = py_compile.compile(os.fsdecode(path), doraise=True)
             except Exception:
                 continue
-            done.write(path + b"\0")
+            done.write(path + b"\0" + os.fsencode(written) + b"\0")
 """
 # Run by the layer's interpreter: compiles the NUL-separated paths listed in a file, on
 # every core.
@@ -178,13 +179,17 @@ class EarlyCompiler:
         # The layer's sources to compile, by layer-relative path, and those compiled.
         self.sources: list[str] = []
         self.compiled: set[str] = set()
+        # The bytecode files written, by absolute path.
+        self._written: list[str] = []
+        # Whether it gave way to the layer's own bytecode (see :meth:`abandon`).
+        self.abandoned = False
         self._process: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(target=self._feed, name="venvlayers-compile", daemon=True)
         self._thread.start()
 
     def written(self, relative: str) -> None:
         """A file of the layer is complete (called from the writer threads)."""
-        if is_early_source(relative):
+        if is_early_source(relative) and not self._stop.is_set():
             self.sources.append(relative)
             self._paths.put(os.path.join(self._partial, relative))
 
@@ -223,14 +228,26 @@ class EarlyCompiler:
                 self._process.wait()
                 prefix = os.fsencode(os.path.join(self._partial, ""))
                 with contextlib.suppress(OSError):
+                    listed = self._done_file.read_bytes().split(b"\0")
+                    pairs = list(zip(listed[0::2], listed[1::2], strict=False))
                     self.compiled = {
-                        os.fsdecode(path.removeprefix(prefix))
-                        for path in self._done_file.read_bytes().split(b"\0")
-                        if path
+                        os.fsdecode(source.removeprefix(prefix)) for source, _pyc in pairs
                     }
+                    self._written = [os.fsdecode(pyc) for _source, pyc in pairs if pyc]
         finally:
             self._stop_file.unlink(missing_ok=True)
             self._done_file.unlink(missing_ok=True)
+
+    def abandon(self) -> None:
+        """Stop, and delete the bytecode written: the layer brings bytecode of its own,
+        which must be unpacked as it is (compiling it again after placing the layer keeps
+        whatever is up to date)."""
+        self.stop()
+        self.abandoned = True
+        for path in self._written:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        self.compiled = set()
 
     def remaining(self) -> list[str]:
         """The sources it did not compile (call after :meth:`stop`)."""

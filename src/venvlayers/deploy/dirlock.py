@@ -9,7 +9,8 @@ from pathlib import Path
 from venvlayers._fs import exclusive_lock
 from venvlayers.deploy.record import STATE_DIR
 
-LOCK_FILE = f"{STATE_DIR}/lock"
+LOCK_NAME = "lock"
+LOCK_FILE = f"{STATE_DIR}/{LOCK_NAME}"
 
 
 @contextlib.contextmanager

@@ -3,14 +3,18 @@
 Every archive is treated as hostile, even one whose sha256 matches its metadata:
 
 - it is opened once, and only if it is a regular file inside the published folder
-  (:func:`check_archive`); that one open file is hashed, scanned and later unpacked, so a
-  file swapped in under the same name meanwhile is never read;
-- the scan lists every member without writing anything, and :func:`check_members` decides
-  from that list where each member lands; the unpacking then writes exactly those members,
-  in the same order, and refuses the archive at the first one that differs;
-- what is read is bounded: the scan stops at the first member that takes the archive past
-  the space given to it, tar headers may not grow beyond :data:`_HEADER_ALLOWANCE`, the
-  unpacking reads no more than the scan did, and no member gets more bytes than it declares.
+  (:func:`check_archive`); that one open file is hashed, checked and unpacked, so a file
+  swapped in under the same name meanwhile is never read;
+- a full layer archive is checked while it is unpacked, in one pass: each member is
+  checked before it is written (:class:`~venvlayers.deploy.members.MemberGate`), links are
+  made only once the whole list passed, and the sha256 is compared at the end; the caller
+  unpacks into a hidden folder and deletes it when the archive is refused;
+- an archive whose contents decide whether it is used at all (a delta) is scanned first,
+  without writing anything, and the unpacking then writes exactly the members the scan
+  checked, in the same order, refusing the archive at the first one that differs;
+- what is read is bounded: no archive expands past the space given to it (counted before
+  a member's data is read), tar headers may not grow beyond :data:`_HEADER_ALLOWANCE`, and
+  no member gets more bytes than it declares.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import IO, Any, cast
 
 from venvlayers.deploy.archive_formats import (
     ArchiveFormat,
+    MemberCheck,
     format_for,
 )
 from venvlayers.deploy.archive_io import (
@@ -42,6 +47,7 @@ from venvlayers.deploy.layer_writer import (
 )
 from venvlayers.deploy.members import (
     Member,
+    MemberGate,
     UnsafeMember,
     check_members,
     layer_relative,
@@ -101,33 +107,66 @@ class _CountingReader:
         return getattr(self._raw, name)
 
 
+class _Planned:
+    """The members a scan found, which the unpacking must meet again, in the same order."""
+
+    def __init__(self, scan: _Scan, top: str) -> None:
+        self.top = top
+        self._planned = iter(scan.members)
+        self._count = len(scan.members)
+
+    def admit(self, member: Member) -> str:
+        if member != next(self._planned, None):
+            raise ArchiveRefused(_CHANGED)
+        return layer_relative(member.name, self.top)
+
+    def finish(self) -> int:
+        if next(self._planned, None) is not None:
+            raise ArchiveRefused(_CHANGED)
+        return self._count
+
+
 @dataclass
 class CheckedArchive:
-    """A layer archive that passed every check, held open until it is unpacked."""
+    """A layer archive held open from its check until it is unpacked.
+
+    Scanned (``scanned``): every member and the sha256 were checked by reading the whole
+    archive once already (deltas, whose choice depends on what they carry), and the
+    unpacking must find the same members again. Not scanned: only the file, its size and
+    its format were checked, and the unpacking checks each member before writing it
+    (:class:`MemberGate`) and the sha256 at the end; the caller discards what was written
+    when it is refused. That is one pass over the archive instead of two.
+    """
 
     path: Path
     top: str
-    # Bytes the layer takes once unpacked, at least (decompressed tar stream, zip sizes).
+    # Bytes the layer takes once unpacked, at least (scanned only: 0 otherwise).
     expanded: int
-    # Members in the layer folder (folders, files, links).
-    count: int
     _file: IO[bytes]
     _size: int
+    _sha256: str
     _format: ArchiveFormat
-    _scan: _Scan
+    _scan: _Scan | None
+    _lower: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
         return self._size
 
     @property
+    def scanned(self) -> bool:
+        return self._scan is not None
+
+    @property
     def members(self) -> list[Member]:
+        """Every member, in order (scanned archives only)."""
+        assert self._scan is not None
         return self._scan.members
 
     @property
     def captured(self) -> dict[str, bytes]:
         """The files asked for at the check (``capture``), by layer-relative path."""
-        return self._scan.captured
+        return self._scan.captured if self._scan is not None else {}
 
     def extract(
         self,
@@ -135,26 +174,49 @@ class CheckedArchive:
         *,
         on_read: Callable[[int], None] | None = None,
         writer: LayerWriter | None = None,
+        room: Callable[[int], None] = lambda _count: None,
     ) -> Unpacked:
         """Unpack the layer folder's contents into the existing, empty folder ``dest``.
 
         ``on_read`` is told each count of archive bytes read, for a progress display;
-        ``writer`` (see :class:`LayerWriter`) writes into the store.
-        Returns what was written, each file hashed on the way.
+        ``writer`` (see :class:`LayerWriter`) writes into the store; ``room`` is told the
+        bytes each member expands to and raises :class:`ArchiveRefused` past the space
+        left. Returns what was written, each file hashed on the way. Raises
+        :class:`ArchiveRefused`, leaving ``dest`` to the caller to discard.
         """
         self._file.seek(0)
         file = (
             self._file if on_read is None else cast(IO[bytes], _CountingReader(self._file, on_read))
         )
         writer = writer or LayerWriter(dest)
+        gate: MemberCheck
+        if self._scan is not None:
+            gate = _Planned(self._scan, self.top)
+        else:
+            gate = MemberGate(self.top, self._lower, reserved=(MARKER,))
         try:
-            if self._format.extract(file, self._size, self._scan, writer, self.top) != (
-                self._scan.sha256
-            ):
-                raise ArchiveRefused(_CHANGED)
+            try:
+                digest = self._format.extract(file, self._size, gate, writer, room)
+            except ArchiveRefused:
+                # A damaged file reads as garbage; the hash is the clearer reason when it
+                # differs.
+                if self._scan is None and not self._hash_matches():
+                    raise _HashMismatch from None
+                raise
         finally:
             writer.close()
+        if digest != self._sha256:
+            raise _HashMismatch if self._scan is None else ArchiveRefused(_CHANGED)
+        if len(writer.entries) <= 1:
+            raise ArchiveRefused(f"has nothing in its layer folder {self.top!r}")
         return Unpacked(writer.entries, writer.keys)
+
+    def _hash_matches(self) -> bool:
+        self._file.seek(0)
+        try:
+            return _HashingReader(self._file, self._size).drain() == self._sha256
+        except ArchiveRefused:
+            return False
 
     def close(self) -> None:
         self._file.close()
@@ -170,35 +232,39 @@ def check_archive(
     space: int,
     lower: Collection[str] = (),
     capture: Collection[str] = (),
+    scan: bool = True,
 ) -> CheckedArchive:
-    """Open ``archive`` and check it against its published size and hash and every member.
+    """Open ``archive`` and check it against its published size, and (``scan``) its hash
+    and every member.
 
     ``root`` is the published folder the archive must lie in (None: anywhere); ``space``
-    the bytes it may expand to; ``lower`` the layers deployed beside it that its links may
-    lead into; ``capture`` layer-relative files to keep in memory (see
-    :attr:`CheckedArchive.captured`). Raises :class:`ArchiveRefused`; the caller closes the
-    result.
+    the bytes it may expand to (scanned only; the unpacking bounds the others); ``lower``
+    the layers deployed beside it that its links may lead into; ``capture`` layer-relative
+    files to keep in memory (see :attr:`CheckedArchive.captured`, scanned only). Raises
+    :class:`ArchiveRefused`; the caller closes the result.
     """
     fmt = format_for(archive)
     file, actual_size = _open_regular(archive, root)
     try:
         if actual_size != size:
             raise ArchiveRefused(f"has {actual_size} bytes, the metadata says {size}")
+        if not scan:
+            return CheckedArchive(archive, top, 0, file, size, sha256, fmt, None, tuple(lower))
         try:
-            scan = fmt.scan(file, size, space, top, capture)
+            scanned = fmt.scan(file, size, space, top, capture)
         except ArchiveRefused:
             # A damaged file reads as garbage; the hash is the clearer reason when it differs.
             file.seek(0)
             if _HashingReader(file, size).drain() != sha256:
                 raise _HashMismatch from None
             raise
-        if scan.sha256 != sha256:
+        if scanned.sha256 != sha256:
             raise _HashMismatch
         try:
-            count = check_members(scan.members, top, lower)
-            for member in scan.members:
-                if layer_relative(member.name, top) == MARKER:
-                    raise UnsafeMember(member.name, "has a name venvlayers reserves for itself")
+            gate = MemberGate(top, lower, reserved=(MARKER,))
+            for member in scanned.members:
+                gate.admit(member)
+            count = gate.finish()
         except UnsafeMember as exc:
             raise ArchiveRefused(str(exc)) from None
         if count == 0:
@@ -206,7 +272,9 @@ def check_archive(
     except BaseException:
         file.close()
         raise
-    return CheckedArchive(archive, top, scan.expanded, count, file, size, fmt, scan)
+    return CheckedArchive(
+        archive, top, scanned.expanded, file, size, sha256, fmt, scanned, tuple(lower)
+    )
 
 
 def inspect_archive(archive: Path, *, size: int, sha256: str, top: str) -> int:
@@ -215,7 +283,7 @@ def inspect_archive(archive: Path, *, size: int, sha256: str, top: str) -> int:
         archive, size=size, sha256=sha256, top=top, root=None, space=free_space(archive.parent)
     )
     checked.close()
-    return checked.count
+    return check_members(checked.members, top)
 
 
 def extract_archive(archive: Path, dest: Path, *, sha256: str, top: str) -> Unpacked:

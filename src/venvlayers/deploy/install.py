@@ -2,14 +2,22 @@
 
 Order of work, chosen so that a refusal changes nothing and a kill changes nothing in use:
 
-1. every archive that needs unpacking is checked (size, sha256, every member) first;
+1. the source of every layer that needs unpacking is chosen and opened, and what can be
+   checked without unpacking is checked (the archive's file and size; a delta whole, since
+   what it carries decides whether it is used);
 2. each layer, runtime first, is unpacked into a hidden sibling of its final folder, so the
    relative paths in its metadata (``../cpython@3.11/bin/python3.11``) already resolve;
-   every file is hashed as it is written, a marker with a new token goes into the folder,
-   its postinstall.py runs there, what that changed is hashed, the layer's file record is
-   written under ``.venvlayers/layers/``, then the folder moves into place;
-3. the deployment record, naming each layer's token, is written once all are in place;
-4. each layer byte-compiles in the background from the moment it is in place (see
+   every member is checked before it is written and every file hashed as it is written,
+   and the archive's sha256 is compared at its end (one pass over each archive, see
+   extract.py); a marker with a new token goes into the folder, its postinstall.py runs
+   there, what that changed is hashed, the layer's file record is written under
+   ``.venvlayers/layers/``, then the folder moves into place;
+3. an archive refused while unpacking (or an interrupt) takes the whole deploy back: the
+   hidden folders go, every layer placed is taken out again and what it replaced put
+   back, the store entries added are removed, and a target this deploy created is removed;
+4. the deployment record, naming each layer's token, is written once all are in place,
+   and what the new layers replaced is deleted;
+5. each layer byte-compiles in the background from the moment it is in place (see
    compile.py); what compiling wrote is added to the layer's file record at the end.
 
 A layer counts as in place only if the record names the published archive *and* the
@@ -18,10 +26,12 @@ folder carries the recorded token: after a kill, the folders are checked, not th
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import threading
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -30,8 +40,9 @@ from venvlayers.contract.delta import DELTA_DESCRIPTOR
 from venvlayers.contract.kinds import LayerKind
 from venvlayers.contract.layer_metadata import read_layer_metadata, resolve_inside
 from venvlayers.contract.postinstall import run_postinstall
+from venvlayers.deploy.archive_io import SpaceBudget
 from venvlayers.deploy.compile import BackgroundCompiler, EarlyCompiler, is_early_source
-from venvlayers.deploy.dirlock import target_lock
+from venvlayers.deploy.dirlock import LOCK_NAME, target_lock
 from venvlayers.deploy.extract import (
     ArchiveRefused,
     CheckedArchive,
@@ -55,10 +66,11 @@ from venvlayers.deploy.files import (
     walk,
     write_marker,
 )
-from venvlayers.deploy.places import Placer, discard, new_partial, recover_leftovers
+from venvlayers.deploy.places import Placer, new_partial, recover_leftovers
 from venvlayers.deploy.plan import DeployPlan, archive_of, plan_deploy
 from venvlayers.deploy.progress import DeployProgress
 from venvlayers.deploy.record import (
+    STATE_DIR,
     DeployedApp,
     DeployedLayer,
     DeploymentRecord,
@@ -106,6 +118,7 @@ def deploy(
     """
     hook = step_hook or no_hook
     target = Path(os.path.abspath(target))
+    had_state = (target / STATE_DIR).is_dir()
     trust = check_trust(source, target, require_signature)
     plan = plan_deploy(source, apps)
     check_plan_signed(trust, plan.layers)
@@ -121,22 +134,32 @@ def deploy(
             plan, _pending(plan, target, record), checked, target, store, record, report
         )
         with target_lock(target, report):
+            # What a refused deploy must leave, as it is now that no other deploy runs.
+            before = _state_before(target, had_state)
             recover_leftovers(target, report)
             store.recover()
             record = load_record(target)
             pending = _pending(plan, target, record)
-            _check_archives(plan, pending, checked, target, store, record, report)
+            space = _check_archives(plan, pending, checked, target, store, record, report)
             _still_stored(checked, pending, store, target)
             if pending:
                 report(store.describe())
             compiler = BackgroundCompiler(
                 target, enabled=compile_bytecode, on_done=progress.compiled if progress else None
             )
-            work = _Work(target, compiler, report, progress, hook, store)
+            work = _Work(
+                target, compiler, report, progress, hook, store, Placer(target, hook), space
+            )
             try:
                 _unpack_in_order(plan, pending, checked, work)
-            except BaseException:
+            except BaseException as exc:
                 compiler.stop()
+                if isinstance(exc, _Refused | KeyboardInterrupt):
+                    _take_back(work, before)
+                else:
+                    # A layer that failed to post-install stops the deploy where it is:
+                    # the layers placed before it stay, as the record will find them.
+                    work.placer.commit()
                 raise
             _finish(plan, pending, record, work)
             remember_trust(target, trust)
@@ -163,6 +186,9 @@ class _Work:
     progress: DeployProgress | None
     hook: StepHook
     store: Store
+    placer: Placer
+    # What the archives unpacked may still expand to, together.
+    space: SpaceBudget
     # Per new layer: its file record, and the stat keys of its paths once post-installed.
     files: dict[str, LayerFiles] = field(default_factory=dict)
     # The layers this deploy has still to move into place (read by other threads).
@@ -170,6 +196,14 @@ class _Work:
     # Per venv layer compiled while unpacking: the sources left to compile once placed.
     uncompiled: dict[str, list[str]] = field(default_factory=dict)
     keys: dict[str, dict[str, StatKey]] = field(default_factory=dict)
+    # Set when the deploy fails: archives still unpacking stop at their next member.
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def room(self, count: int) -> None:
+        """Count ``count`` more bytes unpacked (see :class:`SpaceBudget`), unless stopping."""
+        if self.stopping.is_set():
+            raise _Stopped
+        self.space.take(count)
 
 
 def _finish(
@@ -188,6 +222,7 @@ def _finish(
     )
     save_record(target, record)
     prune_files(target, (layer.token for layer in record.layers.values()))
+    work.placer.commit()
     to_compile = sum(layer.bytecode is None for layer in pending)
     if to_compile and work.compiler.enabled:
         work.report(f"byte-compiling {to_compile} new layers")
@@ -246,13 +281,13 @@ def _check_archives(
     store: Store,
     record: DeploymentRecord,
     report: Callable[[str], None],
-) -> None:
+) -> SpaceBudget:
     """Choose and check the source of every layer not checked yet, side by side (hashing
     and zstd free the GIL); see deploy/sources.py.
 
     Each archive may expand to no more than the space free in ``target``, and together they
-    must fit in it: an archive claiming more is refused before it is unpacked, not once the
-    disk is full.
+    must fit in it: an archive is refused as soon as it is found to need more, before the
+    disk is full. Returns what the archives still to unpack may expand to.
     """
     todo = [layer for layer in layers if layer.install_target not in checked]
     for layer in todo:
@@ -270,16 +305,20 @@ def _check_archives(
     failures = [result for result in results if isinstance(result, str)]
     if failures:
         raise DeployError(f"{failures[0]}; nothing in {target} was changed")
-    needed = sum(
-        source.archive.expanded
-        for layer in layers
-        if (source := checked[layer.install_target]).archive is not None
-    )
-    if needed > space:
-        raise DeployError(
-            f"{target}: the {len(layers)} layers to unpack need {needed} bytes, only {space}"
-            f" are free; free some space or deploy elsewhere (nothing in {target} was changed)"
-        )
+    # What the scanned archives expand to is known now; the others are counted as they
+    # are unpacked, against what is left.
+    budget = SpaceBudget(space)
+    for layer in layers:
+        archive = checked[layer.install_target].archive
+        if archive is not None and archive.scanned:
+            try:
+                budget.take(archive.expanded)
+            except ArchiveRefused as exc:
+                raise DeployError(
+                    f"{archive.path}: refused, {exc}; free some space or deploy elsewhere"
+                    f" (nothing in {target} was changed)"
+                ) from None
+    return budget
 
 
 def _choose(
@@ -292,7 +331,9 @@ def _choose(
 ) -> LayerSource | str:
     """The layer's source, its archive (if any) checked and open; or why none will do."""
 
-    def open_archive(name: str, size: int, sha256: str, capture: Collection[str]) -> CheckedArchive:
+    def open_archive(
+        name: str, size: int, sha256: str, capture: Collection[str], scan: bool
+    ) -> CheckedArchive:
         return check_archive(
             plan.root / name,
             size=size,
@@ -302,6 +343,7 @@ def _choose(
             space=space,
             lower=(layer.runtime_layer, *layer.required_layers),
             capture=capture,
+            scan=scan,
         )
 
     try:
@@ -347,16 +389,13 @@ def _unpack_in_order(
     Unpacking does not depend on the layers beneath, so archives are unpacked side by
     side (decompressing, hashing and writing files free the GIL) while the layers beneath
     are made ready; a layer's postinstall.py runs only once every layer beneath it is in
-    place. Every archive was checked whole before this starts, so an archive is refused
-    here only if its file changed in place since; the layers this deploy added are then
-    taken out again, as the partial folders are.
+    place. An archive refused while it is unpacked raises :class:`_Refused` once the
+    others stopped; the caller takes the deploy back (:func:`_take_back`).
     """
     target = work.target
     partials = {
         layer.install_target: new_partial(target, layer.install_target) for layer in pending
     }
-    placer = Placer(target, work.hook)
-    added: list[Path] = []
     work.unplaced.update(partials)
     try:
         with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
@@ -370,27 +409,66 @@ def _unpack_in_order(
                 )
                 for layer in pending
             }
-            for layer in pending:
-                name = layer.install_target
-                try:
+            for future in unpacked.values():
+                # A refused archive stops the others at their next member.
+                future.add_done_callback(functools.partial(_stop_on_failure, work.stopping))
+            try:
+                for layer in pending:
+                    name = layer.install_target
                     contents = unpacked[name].result()
-                except _Refused:
-                    for folder in reversed(added):
-                        discard(folder)
-                    raise
-                work.hook("extract", name)
-                _make_ready(layer, partials[name], contents, work)
-                work.hook("postinstall", name)
-                final = target / name
-                if not final.exists() and not final.is_symlink():
-                    added.append(final)
-                placer.move_into_place(partials.pop(name), final)
-                work.unplaced.discard(name)
-                if layer.bytecode is None:
-                    work.compiler.start(name, work.uncompiled.get(name))
+                    work.hook("extract", name)
+                    _make_ready(layer, partials[name], contents, work)
+                    work.hook("postinstall", name)
+                    work.placer.move_into_place(partials.pop(name), target / name)
+                    work.unplaced.discard(name)
+                    if layer.bytecode is None:
+                        work.compiler.start(name, work.uncompiled.get(name))
+            except BaseException:
+                work.stopping.set()
+                # The reason to show is the archive refused, not another one stopped.
+                for future in unpacked.values():
+                    if isinstance(refused := future.exception(), _Refused):
+                        raise refused from None
+                raise
     finally:
         for partial in partials.values():
             shutil.rmtree(partial, ignore_errors=True)
+
+
+def _stop_on_failure(stopping: threading.Event, done: Future[Unpacked]) -> None:
+    if done.exception() is not None:
+        stopping.set()
+
+
+def _state_before(target: Path, had_state: bool) -> frozenset[str] | None:
+    """The names in ``DIR/.venvlayers`` before this deploy (the lock just taken is new if
+    there was none); None when this deploy created ``DIR`` itself."""
+    state = target / STATE_DIR
+    names = frozenset(os.listdir(state))
+    if had_state or names != {LOCK_NAME}:
+        return names
+    return None if os.listdir(target) == [STATE_DIR] else frozenset()
+
+
+def _take_back(work: _Work, before: frozenset[str] | None) -> None:
+    """Undo a deploy refused while unpacking: every layer path as it was, the store as it
+    was, and no more in ``DIR`` than there was (a lock file removed with its folder is no
+    trouble to a deploy waiting on it; see _fs.exclusive_lock)."""
+    work.placer.roll_back()
+    work.store.take_back()
+    prune_files(work.target, (layer.token for layer in load_record(work.target).layers.values()))
+    if before is None:
+        shutil.rmtree(work.target, ignore_errors=True)
+        return
+    state = work.target / STATE_DIR
+    for name in set(os.listdir(state)) - before:
+        path = state / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    if not before:
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def _make_ready(layer: LayerPublication, partial: Path, contents: Unpacked, work: _Work) -> None:
@@ -449,6 +527,10 @@ class _Refused(DeployError):
     """An archive refused while unpacking."""
 
 
+class _Stopped(Exception):
+    """An archive left unfinished because the deploy failed elsewhere."""
+
+
 def _unpack(
     source: LayerSource,
     partial: Path,
@@ -469,25 +551,28 @@ def _unpack(
         partial,
         store=work.store,
         ready=source.ready,
+        sizes=source.sizes or {path: item.size for path, item in source.manifest.items()},
         skip=(DELTA_DESCRIPTOR,) if source.kind == "delta" else (),
         before_put=before_put,
         on_written=early.written if early is not None else None,
+        on_bytecode=early.abandon if early is not None else None,
     )
     work.report(f"{name}: unpacking")
     what = source.archive.path if source.archive is not None else name
     try:
         if source.archive is not None:
-            source.archive.extract(partial, on_read=on_read, writer=writer)
+            source.archive.extract(partial, on_read=on_read, writer=writer, room=work.room)
         if source.kind != "full":
             build_from_manifest(source, partial, writer)
     except ArchiveRefused as exc:
-        raise _Refused(f"{what}: refused, {exc}; deploy stopped") from None
+        raise _Refused(f"{what}: refused, {exc}; nothing in {work.target} was changed") from None
     finally:
         writer.close()
         source.close()
         if early is not None:
             early.stop()
-            work.uncompiled[name] = early.remaining()
+            if not early.abandoned:
+                work.uncompiled[name] = early.remaining()
     return Unpacked(writer.entries, writer.keys)
 
 
@@ -497,9 +582,15 @@ def _early_compiler(source: LayerSource, partial: Path, work: _Work) -> EarlyCom
     layer = source.layer
     if not work.compiler.enabled or layer.bytecode is not None or layer.kind is LayerKind.RUNTIME:
         return None
-    names = [member.name for member in source.archive.members] if source.archive else []
-    if any("__pycache__" in name for name in [*names, *(source.manifest or ())]):
-        return None  # bytecode of its own: compiled files would collide with its files
+    # Bytecode of its own: compiled files would collide with its files. (An archive not
+    # scanned shows it only while unpacking: the compiler then gives way, see abandon.)
+    names = (
+        [m.name for m in source.archive.members]
+        if source.archive and source.archive.scanned
+        else []
+    )
+    if any("__pycache__" in name.split("/") for name in [*names, *(source.manifest or ())]):
+        return None
     runtime = layer.runtime_layer
     runtime_dir = work.target / runtime
 

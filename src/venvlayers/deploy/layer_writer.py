@@ -9,7 +9,7 @@ import posixpath
 import queue
 import stat
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +34,12 @@ class LayerWriter:
     With a ``store``, each file written becomes a store entry (it is complete and hashed
     before its name appears there), and a file whose entry is ``ready`` (by path: the key
     the layer's manifest gives it, already in the store and checked) is not written at
-    all: its data is read past and the entry placed instead. ``skip`` names files read
-    past and left out (a delta's descriptor). ``before_put`` is called before a written
-    file enters the store (the step hook); ``on_written`` with each file once it is
-    complete (from a writer thread).
+    all: its data is read past and the entry placed instead, provided the member has the
+    size ``sizes`` gives (when it gives one) and the entry's execute bit. ``skip`` names
+    files read past and left out (a delta's descriptor). ``before_put`` is called before a
+    written file enters the store (the step hook); ``on_written`` with each file once it
+    is complete (from a writer thread); ``on_bytecode`` once, before the first file in a
+    ``__pycache__`` folder is written.
     """
 
     def __init__(
@@ -47,11 +49,15 @@ class LayerWriter:
         store: Store | None = None,
         ready: dict[str, StoreKey] | None = None,
         skip: Collection[str] = (),
+        sizes: Mapping[str, int] | None = None,
         before_put: Callable[[], None] | None = None,
         on_written: Callable[[str], None] | None = None,
+        on_bytecode: Callable[[], None] | None = None,
     ) -> None:
         self._dest = os.fspath(dest)
         self._on_written = on_written
+        self._on_bytecode = on_bytecode
+        self._sizes = sizes or {}
         self._folders = {""}
         self._symlinks: list[tuple[str, str]] = []
         self._store = store
@@ -109,14 +115,22 @@ class LayerWriter:
                 pass
             return
         self._parent(relative)
-        if self._store is not None and relative in self._ready:
-            key = self._ready[relative]
+        key = self._ready.get(relative)
+        if (
+            self._store is not None
+            and key is not None
+            and key[1] == executable
+            and self._sizes.get(relative, member.size) == member.size
+        ):
             # Read past, not hashed: the entry was checked against the manifest's hash,
             # and the archive's sha256 binds that manifest and this member alike.
             for _chunk in _bounded_chunks(member, chunks):
                 pass
             self.placed(relative, key, member.size)
             return
+        if self._on_bytecode is not None and "__pycache__" in relative.split("/"):
+            self._on_bytecode()
+            self._on_bytecode = None
         plain = 0o755 if executable else 0o644
         mode = entry_mode(executable) if self._store is not None else plain
         job = _FileJob(relative, mode, mtime, executable)

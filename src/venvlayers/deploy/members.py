@@ -1,11 +1,14 @@
 """What an archive may contain: one layer folder, regular files, folders and links inside it.
 
-The checks run over every member of every archive before anything in the deployment folder
-changes, so a hostile or broken archive is refused as a whole. They decide where every
-member ends up: names and link texts are resolved against the layer folder the way the file
-system will resolve them once unpacked, following the archive's own symlinks (a chain of
-links can leave a folder that no single link leaves). The unpacking then only writes what
-was checked, in the same order (see :mod:`venvlayers.deploy.extract`).
+The checks decide where every member ends up: names and link texts are resolved against the
+layer folder the way the file system will resolve them once unpacked, following the
+archive's own symlinks (a chain of links can leave a folder that no single link leaves).
+
+Two ways to run them: over a whole list scanned before anything is written
+(:func:`check_members`), or member by member while the archive is unpacked into a hidden
+folder (:class:`MemberGate`), where a member is checked before it is written and links,
+the only members whose safety depends on later ones, are made after the whole list passed.
+Either way a refused archive changes nothing visible (see :mod:`venvlayers.deploy.extract`).
 """
 
 from __future__ import annotations
@@ -119,6 +122,69 @@ def _resolve(
     return parts, followed, False
 
 
+class MemberGate:
+    """The member checks one member at a time, for an archive unpacked as it is read.
+
+    :meth:`admit` refuses a member before it is written whenever writing it could land
+    anywhere but at its own name inside the layer (names, kinds, duplicates, a member below
+    a file or link, hard links to earlier files); symlinks are only made once
+    :meth:`finish` has run every check of :func:`check_members` over the whole list,
+    because whether a link leaves the layer can depend on links that come after it.
+    """
+
+    def __init__(self, top: str, lower: Iterable[str] = (), reserved: Iterable[str] = ()) -> None:
+        self.top = top
+        self._lower = tuple(lower)
+        self._reserved = frozenset(reserved)
+        self.members: list[Member] = []
+        self._seen: dict[str, Member] = {}
+        # Every folder some admitted member lies in, named or not.
+        self._parents: set[str] = set()
+
+    def admit(self, member: Member) -> str:
+        """Check ``member``; its layer-relative path ("" for the layer folder)."""
+        relative = layer_relative(member.name, self.top)
+        if member.kind is MemberKind.SPECIAL:
+            raise UnsafeMember(member.name, "is a device file or pipe")
+        if relative in self._reserved:
+            raise UnsafeMember(member.name, "has a name venvlayers reserves for itself")
+        if relative == "":
+            if member.kind is not MemberKind.DIR:
+                raise UnsafeMember(member.name, "is the layer folder itself, but not a folder")
+            self.members.append(member)
+            return relative
+        previous = self._seen.get(relative)
+        if previous is not None and not (previous.kind is member.kind is MemberKind.DIR):
+            raise UnsafeMember(member.name, "appears twice in the archive")
+        if member.kind is not MemberKind.DIR and relative in self._parents:
+            raise UnsafeMember(member.name, "is not a folder, yet other members lie below it")
+        parent = posixpath.dirname(relative)
+        while parent and parent not in self._parents:
+            above = self._seen.get(parent)
+            if above is not None and above.kind is not MemberKind.DIR:
+                raise UnsafeMember(member.name, f"lies below the {above.kind.value} {parent!r}")
+            self._parents.add(parent)
+            parent = posixpath.dirname(parent)
+        if member.kind is MemberKind.SYMLINK:
+            _check_link_text(member)
+        elif member.kind is MemberKind.HARDLINK:
+            _check_hard_link(member, self.top, self._seen)
+        self._seen[relative] = member
+        self.members.append(member)
+        return relative
+
+    def finish(self) -> int:
+        """Every check over the whole archive (see :func:`check_members`); the count."""
+        return check_members(self.members, self.top, self._lower)
+
+
+def _check_link_text(member: Member) -> None:
+    if not member.link or "\0" in member.link:
+        raise UnsafeMember(member.name, "is a link without a usable target")
+    if member.link.startswith("/"):
+        raise UnsafeMember(member.name, f"is a link to an absolute path {member.link!r}")
+
+
 def check_members(members: Iterable[Member], top: str, lower: Iterable[str] = ()) -> int:
     """Refuse (raise :class:`UnsafeMember`) anything but one safe layer folder; returns the count.
 
@@ -143,10 +209,7 @@ def check_members(members: Iterable[Member], top: str, lower: Iterable[str] = ()
         if previous is not None and not (previous.kind is member.kind is MemberKind.DIR):
             raise UnsafeMember(member.name, "appears twice in the archive")
         if member.kind is MemberKind.SYMLINK:
-            if not member.link or "\0" in member.link:
-                raise UnsafeMember(member.name, "is a link without a usable target")
-            if member.link.startswith("/"):
-                raise UnsafeMember(member.name, f"is a link to an absolute path {member.link!r}")
+            _check_link_text(member)
             symlinks[relative] = member.link
         elif member.kind is MemberKind.HARDLINK:
             _check_hard_link(member, top, seen)

@@ -96,12 +96,20 @@ def exchange(first: Path, second: Path) -> bool:
 
 
 class Placer:
-    """Places the layers of one deploy into ``target``; see the module docstring."""
+    """Places the layers of one deploy into ``target``; see the module docstring.
+
+    What a layer replaces is kept, under a hidden name, until :meth:`commit` deletes it or
+    :meth:`roll_back` puts it back (a deploy refused after some layers were placed leaves
+    every layer path as it was).
+    """
 
     def __init__(self, target: Path, hook: StepHook = no_hook) -> None:
         self.target = target
         self._hook = hook
         self._can_exchange: bool | None = None
+        # Per layer path placed: how it was placed, and the hidden folder holding what the
+        # path held before (None: nothing).
+        self._placed: list[tuple[Path, str, Path | None]] = []
 
     def can_exchange(self) -> bool:
         """Whether ``target``'s file system swaps names (tried once, on two empty folders)."""
@@ -116,24 +124,55 @@ class Placer:
         return self._can_exchange
 
     def move_into_place(self, new: Path, final: Path) -> None:
-        """Make ``new`` the layer at ``final``; a layer already there is replaced, then
-        deleted. ``final`` never lacks a layer, whatever instant a kill lands."""
+        """Make ``new`` the layer at ``final``; a layer already there is replaced, and kept
+        until :meth:`commit`. ``final`` never lacks a layer, whatever instant a kill lands."""
         if final.is_symlink() or (not final.exists() and not self.can_exchange()):
-            self._relink(new, final)
+            self._placed.append((final, "link", self._relink(new, final)))
             return
         if not final.exists():
             os.replace(new, final)
+            self._placed.append((final, "new", None))
             return
         if self.can_exchange() and exchange(new, final):
-            shutil.rmtree(new)  # ``new`` now holds the old content under a partial name
+            # ``new`` now holds the old content, under a partial name.
+            self._placed.append((final, "exchange", new))
             return
         old = _hidden(final, "old")
         os.replace(final, old)
         self._hook("swap", final.name)
         os.replace(new, final)
-        shutil.rmtree(old)
+        self._placed.append((final, "renames", old))
 
-    def _relink(self, new: Path, final: Path) -> None:
+    def commit(self) -> None:
+        """Delete what the placed layers replaced."""
+        placed, self._placed = self._placed, []
+        for _final, _how, previous in placed:
+            if previous is not None:
+                shutil.rmtree(previous, ignore_errors=True)
+
+    def roll_back(self) -> None:
+        """Put back what every layer placed replaced, and take out the layers new here."""
+        placed, self._placed = self._placed, []
+        for final, how, previous in reversed(placed):
+            if how == "new" or previous is None:
+                discard(final)
+            elif how == "exchange" and exchange(previous, final):
+                shutil.rmtree(previous)
+            elif how == "link":
+                link = _hidden(final, "link")
+                current = _versioned_folder(final)
+                os.symlink(previous.name, link)
+                os.replace(link, final)
+                if current is not None:
+                    shutil.rmtree(current)
+            else:
+                trash = _hidden(final, "trash")
+                os.replace(final, trash)
+                # A kill here leaves the layer path missing; the next run moves "old" back.
+                os.replace(previous, final)
+                shutil.rmtree(trash)
+
+    def _relink(self, new: Path, final: Path) -> Path | None:
         previous = _versioned_folder(final)
         versioned = _hidden(final, "v")
         os.replace(new, versioned)
@@ -141,8 +180,7 @@ class Placer:
         os.symlink(versioned.name, link)
         self._hook("swap", final.name)
         os.replace(link, final)
-        if previous is not None:
-            shutil.rmtree(previous)
+        return previous
 
 
 def _versioned_folder(final: Path) -> Path | None:

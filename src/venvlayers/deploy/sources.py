@@ -10,8 +10,10 @@ The cheapest source that the target can complete is taken, per layer:
    ``manifest_hashes``) lists only files that the delta carries or the store holds. The
    store holds them when the target holds the delta's base (the record names the archive
    sha256 of every deployed layer), or any other layer with the same content;
-3. ``full``: the full archive; the manifest it carries (bound by the archive's sha256)
-   tells which of its files the store already holds: those are linked, not written.
+3. ``full``: the full archive, checked while it is unpacked; where the manifest beside
+   the archives is bound, the files it says the store holds are linked, not written (an
+   archive's own manifest comes last in it, too late to decide that). Other files whose
+   content the store holds become links to the entry once written.
 
 Every store entry a layer takes is hashed before it is used, against the key the manifest
 gives: a layer is never made of an entry changed through another layer's link. A delta's
@@ -56,6 +58,9 @@ class LayerSource:
     manifest: dict[str, ManifestItem] = field(default_factory=dict)
     manifest_bytes: bytes = b""
     delta: DeltaFields | None = None
+    # The size each file of ``ready`` must have in the archive to be taken from the store
+    # (default: the manifest's).
+    sizes: dict[str, int] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -90,17 +95,20 @@ def choose_source(
     root: Path,
     store: Store,
     held: Collection[str],
-    open_archive: Callable[[str, int, str, Collection[str]], CheckedArchive],
+    open_archive: Callable[[str, int, str, Collection[str], bool], CheckedArchive],
     full_path: Path,
     report: Callable[[str], None],
 ) -> LayerSource:
     """The cheapest source for ``layer`` (see the module docstring).
 
     ``held``: archive sha256s of the layers the target holds; ``open_archive(name, size,
-    sha256, capture)`` checks a published archive (raising :class:`ArchiveRefused`).
+    sha256, capture, scan)`` opens and checks a published archive (raising
+    :class:`ArchiveRefused`), whole if ``scan``.
     """
     bound = {delta.manifest_sha256 for delta in layer.deltas}
     manifest_bytes = _beside_manifest(root, layer, bound)
+    manifest: dict[str, ManifestItem] = {}
+    ready: dict[str, StoreKey] = {}
     if manifest_bytes is not None:
         manifest = _manifest(manifest_bytes, layer)
         ready = _ready(store, manifest)
@@ -123,11 +131,13 @@ def choose_source(
             continue
         return source
     try:
+        # Checked while it is unpacked, in one pass (see extract.py).
         archive = open_archive(
             layer.archive.archive_name if layer.archive else "",
             layer.archive.archive_size if layer.archive else 0,
             layer.archive.archive_hashes["sha256"] if layer.archive else "",
-            (layout.LAYER_MANIFEST,),
+            (),
+            False,
         )
     except ArchiveRefused as exc:
         message = f"{full_path}: refused, {exc}"
@@ -140,17 +150,20 @@ def choose_source(
         raise SourceRefused(message) from None
     if reasons:
         report(f"{layer.install_target}: no delta applies ({'; '.join(reasons)})")
-    return LayerSource(layer, "full", archive, _full_ready(store, archive))
+    # The files the manifest beside the archives (when bound) says the store holds are
+    # linked from it, not written: read past, where the archive agrees on size and mode.
+    sizes = {path: manifest[path].size for path in ready}
+    return LayerSource(layer, "full", archive, ready, sizes=sizes)
 
 
 def _delta_source(
     layer: LayerPublication,
     delta: DeltaFields,
     store: Store,
-    open_archive: Callable[[str, int, str, Collection[str]], CheckedArchive],
+    open_archive: Callable[[str, int, str, Collection[str], bool], CheckedArchive],
 ) -> LayerSource | str:
     archive = open_archive(
-        delta.archive_name, delta.archive_size, delta.archive_sha256, _DELTA_EXTRAS
+        delta.archive_name, delta.archive_size, delta.archive_sha256, _DELTA_EXTRAS, True
     )
     try:
         data = archive.captured.get(layout.LAYER_MANIFEST)
@@ -234,36 +247,6 @@ def _ready(store: Store, wanted: Mapping[str, ManifestItem]) -> dict[str, StoreK
     keys = {path: (item.sha256, item.executable) for path, item in wanted.items() if item.is_file}
     good = store.check_many(set(keys.values()))
     return {path: key for path, key in keys.items() if key in good}
-
-
-def _full_ready(store: Store, archive: CheckedArchive) -> dict[str, StoreKey]:
-    """For a full archive: the files its own manifest says the store holds.
-
-    A member is taken from the store only where the manifest agrees with it (a file of the
-    same size and execute bit); the archive's sha256 binds both.
-    """
-    data = archive.captured.get(layout.LAYER_MANIFEST)
-    if data is None:
-        return {}
-    try:
-        manifest = read_manifest(data, layout.LAYER_MANIFEST)
-    except MetadataError:
-        return {}
-    agreeing = {}
-    top = archive.top
-    for member in archive.members:
-        if member.kind is not MemberKind.FILE:
-            continue
-        relative = member.name.removeprefix("./").removeprefix(f"{top}/")
-        item = manifest.get(relative)
-        if (
-            item is not None
-            and item.is_file
-            and item.size == member.size
-            and item.executable == member.executable
-        ):
-            agreeing[relative] = item
-    return _ready(store, agreeing)
 
 
 def _members_of(top: str, manifest: Mapping[str, ManifestItem], dirs: list[Member]) -> list[Member]:

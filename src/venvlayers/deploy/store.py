@@ -32,6 +32,7 @@ import secrets
 import shutil
 import stat
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -80,6 +81,10 @@ class Store:
         self._mode: str | None = None
         # Entries hashed by this deploy and found to match their name (or just written).
         self._good: set[StoreKey] = set()
+        # Entries this deploy put in the store (taken out again if it is refused).
+        self._added: set[StoreKey] = set()
+        self._existed = self.root.is_dir()
+        self._lock = threading.Lock()
         self._folders: set[str] = set()
 
     # --- names -------------------------------------------------------------------------------
@@ -178,6 +183,7 @@ class Store:
             try:
                 os.link(written, final)
                 self._good.add(key)
+                self._note_added(key)
                 return
             except FileExistsError:
                 # Another layer of this deploy, or an earlier deploy, stored it: the file
@@ -207,6 +213,26 @@ class Store:
             finally_unlink(tmp)
             raise
         self._good.add(key)
+        self._note_added(key)
+
+    def _note_added(self, key: StoreKey) -> None:
+        with self._lock:  # layers are unpacked side by side
+            self._added.add(key)
+
+    def take_back(self) -> None:
+        """Remove the entries this deploy added (it was refused: no layer in use has them)."""
+        with self._lock:
+            added, self._added = self._added, set()
+        for key in added:
+            finally_unlink(self.path(key))
+            self._good.discard(key)
+        folders = [*{os.path.dirname(self.path(key)) for key in added}]
+        if not self._existed:
+            folders += [os.path.join(self.root, _TMP), os.fspath(self.root)]
+        for folder in folders:
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)  # only if empty
+        self._folders.clear()
 
     def _relink(self, written: str, key: StoreKey) -> None:
         folder, name = os.path.split(written)
