@@ -7,7 +7,6 @@ import gzip
 import lzma
 import stat
 import struct
-import tarfile
 import zipfile
 import zlib
 from abc import ABC, abstractmethod
@@ -20,16 +19,13 @@ import zstandard
 from venvlayers.deploy.archive_io import (
     _CHUNK,
     _CORRUPT,
-    _HEADER_ALLOWANCE,
-    _MAX_LINK_TEXT,
-    _TAR_BUFFER,
+    HEADER_ALLOWANCE,
+    MAX_LINK_TEXT,
     ArchiveRefused,
     SpaceBudget,
     _bounded_chunks,
-    _BoundedStream,
     _HashingReader,
     _keep,
-    _PastLimit,
     _Prefetched,
     _Scan,
     _too_big,
@@ -44,6 +40,7 @@ from venvlayers.deploy.members import (
     UnsafeMember,
     layer_relative,
 )
+from venvlayers.deploy.tar_stream import TarHeaderTooLarge, TarStream
 
 # No bound on the sum of member sizes where the caller bounds it itself.
 _NO_LIMIT = 1 << 62
@@ -93,47 +90,6 @@ class ArchiveFormat(ABC):
         """
 
 
-def _tar_member(info: tarfile.TarInfo) -> Member:
-    if info.isdir():
-        return Member(info.name, MemberKind.DIR)
-    if info.issym():
-        return Member(info.name, MemberKind.SYMLINK, link=info.linkname)
-    if info.islnk():
-        return Member(info.name, MemberKind.HARDLINK, link=info.linkname)
-    if info.isreg() and not info.issparse():
-        return Member(
-            info.name, MemberKind.FILE, size=info.size, executable=bool(info.mode & 0o111)
-        )
-    return Member(info.name, MemberKind.SPECIAL)
-
-
-def _tar_chunks(source: IO[bytes], size: int) -> Iterator[bytes]:
-    left = size
-    while left:
-        chunk = source.read(min(_CHUNK, left))
-        if not chunk:
-            return
-        left -= len(chunk)
-        yield chunk
-
-
-def _tar_members(
-    tar: tarfile.TarFile, bounded: _BoundedStream, room: Callable[[int], None]
-) -> Iterator[tuple[tarfile.TarInfo, Member]]:
-    """Each member of ``tar``, its data charged to ``room`` before any of it is read.
-
-    ``tar.offset`` is where the next header starts: a member's data is counted (and
-    refused) before tarfile reads or skips any of it; the stream is then bounded to that
-    data and one header more.
-    """
-    counted = 0
-    for info in tar:
-        room(tar.offset - counted)
-        counted = tar.offset
-        bounded.limit = tar.offset + _HEADER_ALLOWANCE + _TAR_BUFFER
-        yield info, _tar_member(info)
-
-
 class TarFormat(ArchiveFormat):
     """A tar stream, read front to back (never seeking), decompressed by ``decompressor``."""
 
@@ -146,9 +102,7 @@ class TarFormat(ArchiveFormat):
         self._decompressed = decompressor
 
     @contextlib.contextmanager
-    def _open(
-        self, reader: _HashingReader, limit: int
-    ) -> Iterator[tuple[tarfile.TarFile, _BoundedStream]]:
+    def _open(self, reader: _HashingReader, room: Callable[[int], None]) -> Iterator[TarStream]:
         # Three threads: one reads and hashes the file, one decompresses, and the caller's
         # parses (and unpacks): the file's sha256 costs no time on the decompression's path.
         with (
@@ -156,9 +110,7 @@ class TarFormat(ArchiveFormat):
             self._decompressed(compressed) as stream,  # type: ignore[arg-type]
             _Prefetched(stream) as prefetched,
         ):
-            bounded = _BoundedStream(prefetched, limit)  # type: ignore[arg-type]
-            with tarfile.open(fileobj=bounded, mode="r|", bufsize=_TAR_BUFFER) as tar:  # type: ignore[call-overload]
-                yield tar, bounded
+            yield TarStream(prefetched, room)
 
     def scan(
         self, file: IO[bytes], size: int, space: int, top: str, capture: Collection[str]
@@ -166,23 +118,23 @@ class TarFormat(ArchiveFormat):
         reader = _HashingReader(file, size)
         members = []
         captured: dict[str, bytes] = {}
+        budget = SpaceBudget(space)
         try:
-            with self._open(reader, _HEADER_ALLOWANCE + _TAR_BUFFER) as (tar, bounded):
-                for info, member in _tar_members(tar, bounded, SpaceBudget(space).take):
+            with self._open(reader, budget.take) as tar:
+                for found in tar.members():
+                    member = found.member
                     members.append(member)
-                    wanted = _wanted(info.name, top, capture)
+                    wanted = _wanted(member.name, top, capture)
                     if wanted is not None and member.kind is MemberKind.FILE:
-                        source = tar.extractfile(info)
-                        assert source is not None
-                        _keep(captured, wanted, b"".join(_tar_chunks(source, member.size)))
-                expanded = bounded.count
-        except _PastLimit:
+                        data = b"".join(tar.data(member.size))
+                        _keep(captured, wanted, data)
+        except TarHeaderTooLarge:
             raise ArchiveRefused(
-                f"has a member header larger than {_HEADER_ALLOWANCE} bytes"
+                f"has a member header larger than {HEADER_ALLOWANCE} bytes"
             ) from None
         except _CORRUPT as exc:
             raise ArchiveRefused(f"cannot be read as {self.suffix} ({exc})") from None
-        return _Scan(members, reader.drain(), expanded, captured)
+        return _Scan(members, reader.drain(), budget.used, captured)
 
     def extract(
         self,
@@ -194,8 +146,9 @@ class TarFormat(ArchiveFormat):
     ) -> str:
         reader = _HashingReader(file, size)
         try:
-            with self._open(reader, _HEADER_ALLOWANCE + _TAR_BUFFER) as (tar, bounded):
-                for info, member in _tar_members(tar, bounded, room):
+            with self._open(reader, room) as tar:
+                for found in tar.members():
+                    member = found.member
                     relative = gate.admit(member)
                     if not relative:
                         continue
@@ -206,20 +159,18 @@ class TarFormat(ArchiveFormat):
                     elif member.kind is MemberKind.HARDLINK:
                         writer.hard_link(relative, layer_relative(member.link, gate.top))
                     else:
-                        source = tar.extractfile(info)
-                        assert source is not None  # a regular file always has a reader
                         writer.file(
                             member,
                             relative,
-                            _tar_chunks(source, member.size),
+                            tar.data(member.size),
                             executable=member.executable,
-                            mtime=info.mtime,
+                            mtime=found.mtime,
                         )
             gate.finish()
             writer.finish()
-        except _PastLimit:
+        except TarHeaderTooLarge:
             raise ArchiveRefused(
-                f"has a member header larger than {_HEADER_ALLOWANCE} bytes"
+                f"has a member header larger than {HEADER_ALLOWANCE} bytes"
             ) from None
         except UnsafeMember as exc:
             raise ArchiveRefused(str(exc)) from None
@@ -320,7 +271,7 @@ class ZipFormat(ArchiveFormat):
             kind = _zip_kind(info)
             link = ""
             if kind is MemberKind.SYMLINK:
-                if info.file_size > _MAX_LINK_TEXT:
+                if info.file_size > MAX_LINK_TEXT:
                     raise ArchiveRefused(
                         f"member {info.filename!r} is a symlink to a {info.file_size}-byte path"
                     )

@@ -27,14 +27,11 @@ from venvlayers.deploy.members import (
 )
 
 _CHUNK = 1 << 20
-# tarfile's stream buffer: it copies what remains of the buffer on every read of a member
-# header, so a large buffer makes archives of many small files slow.
-_TAR_BUFFER = 1 << 16
-# Headers tarfile may read before one member (pax records, GNU long names): tarfile holds a
-# header in memory, so a header claiming gigabytes would exhaust memory before any check.
-_HEADER_ALLOWANCE = 1 << 20
+# Headers read before one tar member (pax records, GNU long names), at most: a header is
+# held in memory, so a header claiming gigabytes would exhaust memory before any check.
+HEADER_ALLOWANCE = 1 << 20
 # The longest symlink target a file system accepts (PATH_MAX).
-_MAX_LINK_TEXT = 4096
+MAX_LINK_TEXT = 4096
 # Members a scan keeps in memory (a layer's manifest, a delta's descriptor): at most this
 # much in all, so a hostile archive cannot make the check hold gigabytes.
 _CAPTURE_ALLOWANCE = 64 << 20
@@ -53,6 +50,10 @@ _CORRUPT = (
 )
 
 
+# Member data as it is handed on: views of the decompressed chunks where that saves a copy.
+Data = bytes | memoryview
+
+
 class ArchiveRefused(Exception):
     """The archive is damaged or unsafe; ``str()`` is the reason, for one line of output."""
 
@@ -60,10 +61,6 @@ class ArchiveRefused(Exception):
 class _HashMismatch(ArchiveRefused):
     def __init__(self) -> None:
         super().__init__("does not match its published sha256")
-
-
-class _PastLimit(Exception):
-    """More decompressed bytes than allowed were about to be read."""
 
 
 def free_space(folder: Path) -> int:
@@ -94,6 +91,10 @@ class SpaceBudget:
             if self._used + count > self.space:
                 raise ArchiveRefused(_too_big(self.space))
             self._used += count
+
+    @property
+    def used(self) -> int:
+        return self._used
 
 
 class _HashingReader:
@@ -126,23 +127,6 @@ class _HashingReader:
         if self._left:
             raise ArchiveRefused(_CHANGED)
         return self.digest.hexdigest()
-
-
-class _BoundedStream:
-    """A decompressed stream that raises :class:`_PastLimit` at the first byte past ``limit``."""
-
-    def __init__(self, stream: IO[bytes], limit: int) -> None:
-        self._stream = stream
-        self.limit = limit
-        self.count = 0
-
-    def read(self, size: int = -1) -> bytes:
-        room = self.limit - self.count + 1
-        data = self._stream.read(room if size < 0 else min(size, room))
-        self.count += len(data)
-        if self.count > self.limit:
-            raise _PastLimit
-        return data
 
 
 # Decompressed chunks a reader thread may hold ahead of its consumer: memory stays bounded
@@ -198,6 +182,23 @@ class _Prefetched:
             if not isinstance(item, bytes) or not item:
                 return
 
+    def read_view(self, size: int) -> memoryview:
+        """Up to ``size`` bytes of the current chunk, not copied (empty at the end)."""
+        if not self._buffer:
+            if self._ended:
+                return memoryview(b"")
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self._ended = True
+                raise item
+            if not item:
+                self._ended = True
+                return memoryview(b"")
+            self._buffer = memoryview(item)
+        view = self._buffer[:size]
+        self._buffer = self._buffer[size:]
+        return view
+
     def read(self, size: int = -1) -> bytes:
         if not self._buffer:
             if self._ended:
@@ -244,7 +245,7 @@ def _keep(captured: dict[str, bytes], relative: str, data: bytes) -> None:
     captured[relative] = data
 
 
-def _bounded_chunks(member: Member, chunks: Iterator[bytes]) -> Iterator[bytes]:
+def _bounded_chunks(member: Member, chunks: Iterator[Data]) -> Iterator[Data]:
     left = member.size
     for chunk in chunks:
         if len(chunk) > left:

@@ -13,7 +13,7 @@ Every archive is treated as hostile, even one whose sha256 matches its metadata:
   without writing anything, and the unpacking then writes exactly the members the scan
   checked, in the same order, refusing the archive at the first one that differs;
 - what is read is bounded: no archive expands past the space given to it (counted before
-  a member's data is read), tar headers may not grow beyond :data:`_HEADER_ALLOWANCE`, and
+  a member's data is read), tar headers may not grow beyond :data:`~venvlayers.deploy.archive_io.HEADER_ALLOWANCE`, and
   no member gets more bytes than it declares.
 """
 

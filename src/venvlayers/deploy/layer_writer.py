@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from venvlayers.deploy.archive_io import (
+    Data,
     _bounded_chunks,
 )
 from venvlayers.deploy.files import Entry, StatKey, stat_key
@@ -105,7 +106,7 @@ class LayerWriter:
         self,
         member: Member,
         relative: str,
-        chunks: Iterator[bytes],
+        chunks: Iterator[Data],
         *,
         executable: bool,
         mtime: float | None = None,
@@ -133,23 +134,23 @@ class LayerWriter:
             self._on_bytecode = None
         plain = 0o755 if executable else 0o644
         mode = entry_mode(executable) if self._store is not None else plain
-        job = _FileJob(relative, mode, mtime, executable)
+        job = _FileJob(relative, mode, mtime, executable, member.size)
         self._writers.submit(job)
-        digest = hashlib.sha256()
         for chunk in _bounded_chunks(member, chunks):
-            digest.update(chunk)
             self._writers.feed(job, chunk)
-        job.digest = digest.hexdigest()
         self._writers.feed(job, None)
-        self.entries[relative] = Entry("f", mode, member.size, job.digest)
 
-    def _write(self, job: _FileJob, chunks: Iterator[bytes]) -> None:
-        """Write one file (on a writer thread): create it, write its chunks, store it."""
+    def _write(self, job: _FileJob, chunks: Iterator[Data]) -> None:
+        """Write one file (on a writer thread): create it, write and hash its chunks, store
+        it. Hashing here, not where the archive is parsed, spreads it over the writers
+        (hashlib frees the GIL)."""
         relative = job.relative
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(self._path(relative), flags, job.mode)
+        digest = hashlib.sha256()
         with open(fd, "wb", buffering=0, closefd=True) as out:
             for chunk in chunks:
+                digest.update(chunk)
                 view = memoryview(chunk)
                 while view:
                     view = view[out.write(view) or 0 :]
@@ -159,6 +160,8 @@ class LayerWriter:
                 os.utime(fd, (job.mtime, job.mtime))
             if self._store is None:
                 self.keys[relative] = stat_key(os.fstat(fd))
+        job.digest = digest.hexdigest()
+        self.entries[relative] = Entry("f", job.mode, job.size, job.digest)
         if self._store is not None:
             if self._before_put is not None:
                 self._before_put()
@@ -214,6 +217,11 @@ _WRITERS = 3
 # Archive bytes handed to the writers and not written yet, at most: memory stays bounded
 # whatever the size of the files.
 _IN_FLIGHT = 32 << 20
+# Pieces of data below this size are copied rather than passed on as views.
+_SMALL = 64 << 10
+# What each piece counts for beyond its bytes (a queue item, a job): many tiny files
+# cannot pile up in flight.
+_OVERHEAD = 1 << 10
 
 
 class _Abort(Exception):
@@ -226,9 +234,11 @@ class _FileJob:
     mode: int
     mtime: float | None
     executable: bool
+    size: int
     digest: str = ""
-    # The file's chunks as they are read; ``None`` ends the file, an exception aborts it.
-    chunks: queue.SimpleQueue[bytes | BaseException | None] = field(
+    # The file's chunks as they are read, each with what it counts against
+    # :data:`_IN_FLIGHT`; ``None`` ends the file, an exception aborts it.
+    chunks: queue.SimpleQueue[tuple[Data, int] | BaseException | None] = field(
         default_factory=queue.SimpleQueue
     )
 
@@ -241,7 +251,7 @@ class _Writers:
     while too many bytes are in flight, cannot wait forever.
     """
 
-    def __init__(self, write: Callable[[_FileJob, Iterator[bytes]], None]) -> None:
+    def __init__(self, write: Callable[[_FileJob, Iterator[Data]], None]) -> None:
         self._write = write
         self._jobs: queue.SimpleQueue[_FileJob | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
@@ -265,17 +275,22 @@ class _Writers:
         self._feeding = job
         self._jobs.put(job)
 
-    def feed(self, job: _FileJob, chunk: bytes | None) -> None:
+    def feed(self, job: _FileJob, chunk: Data | None) -> None:
         if chunk is None:
             job.chunks.put(None)
             self._feeding = None
             return
+        if isinstance(chunk, memoryview) and len(chunk) < _SMALL:
+            # A small view would keep a whole decompressed chunk alive: copied instead.
+            chunk = chunk.tobytes()
+        # A view counts as the chunk it keeps alive; every piece counts for some overhead.
+        cost = _OVERHEAD + (len(chunk.obj) if isinstance(chunk, memoryview) else len(chunk))  # type: ignore[arg-type]
         with self._room:
             while self._bytes >= _IN_FLIGHT and self._error is None:
                 self._room.wait()
             self._check()
-            self._bytes += len(chunk)
-        job.chunks.put(chunk)
+            self._bytes += cost
+        job.chunks.put((chunk, cost))
 
     def wait(self) -> None:
         """Wait until every file submitted is written; raise what a writer raised."""
@@ -302,16 +317,18 @@ class _Writers:
         if self._error is not None:
             raise self._error
 
-    def _chunks(self, job: _FileJob) -> Iterator[bytes]:
+    def _chunks(self, job: _FileJob) -> Iterator[Data]:
         while True:
-            chunk = job.chunks.get()
-            if chunk is None:
+            item = job.chunks.get()
+            if item is None:
                 return
-            if isinstance(chunk, BaseException):
-                raise chunk
+            if isinstance(item, BaseException):
+                raise item
+            chunk, cost = item
             yield chunk
+            del chunk, item
             with self._room:
-                self._bytes -= len(chunk)
+                self._bytes -= cost
                 self._room.notify_all()
 
     def _run(self) -> None:
