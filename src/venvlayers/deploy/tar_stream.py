@@ -9,6 +9,13 @@ checksums, base-256 numbers, ustar prefixes, V7 folders), and this module adds o
 link names, and the walk from one header to the next. Member data is handed on as views of
 the decompressed chunks.
 
+Headers apply as tarfile applies them (the first extended header before a member wins,
+pax paths lose their trailing slashes, GNU long names end at a NUL), with two exceptions
+where tarfile's reading of a hostile archive is inconsistent or lenient: a global pax header
+may not set a path, link or size (tarfile gives members that size yet finds the next header
+by their own), and a malformed pax record or number, or a header cut short, is an error
+rather than the end of the archive.
+
 What is read is bounded: every block is counted by ``room`` before it is read (a member's
 data before any of it), and a pax record block or GNU long name may not exceed
 :data:`HEADER_ALLOWANCE` bytes, so no header is held in memory unboundedly.
@@ -30,7 +37,10 @@ _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"
 _PAX_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
 _GNU_LONG_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
-_PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
+# A record's length: enough digits for any header within the allowance, no more.
+_PAX_RECORD = re.compile(rb"(\d{1,9}) ([^=]+)=")
+# Pax keys that may not come from a global header.
+_STRUCTURAL = frozenset({"path", "linkpath", "size"})
 
 
 class Chunks(Protocol):
@@ -149,32 +159,56 @@ class TarStream:
 
     def _next(self) -> TarMember | None:
         pax: dict[str, str] = {}
-        long_name = long_link = None
+        # As tarfile: of the extended headers before one member, the first to set a name
+        # (pax path or GNU long name) or a link wins.
+        name: str | None = None
+        link: str | None = None
+        # tarfile takes one slash off a GNU long folder name, all of them off a pax path.
+        long_name = False
+        extended = False
         extra = 0
         while True:
             info = self._block()
             if info is None:
-                if pax or long_name is not None or long_link is not None:
-                    raise tarfile.ReadError("a header with no member after it")
+                if extended:
+                    raise tarfile.ReadError("an extended header with no member after it")
                 return None
-            if info.type in _PAX_TYPES or info.type in _GNU_LONG_TYPES:
-                extra += info.size
-                if extra > HEADER_ALLOWANCE:
-                    raise TarHeaderTooLarge
-                data = self._extra(info)
-                if info.type == tarfile.XGLTYPE:
-                    self._global.update(_pax_records(data))
-                elif info.type in _PAX_TYPES:
-                    pax.update(_pax_records(data))
-                elif info.type == tarfile.GNUTYPE_LONGNAME:
-                    long_name = _text(data.rstrip(b"\0"))
-                else:
-                    long_link = _text(data.rstrip(b"\0"))
-                continue
-            break
+            if info.type not in _PAX_TYPES and info.type not in _GNU_LONG_TYPES:
+                break
+            extended = True
+            extra += info.size
+            if extra > HEADER_ALLOWANCE:
+                raise TarHeaderTooLarge
+            data = self._extra(info)
+            if info.type == tarfile.XGLTYPE:
+                records = _pax_records(data)
+                structural = sorted(_STRUCTURAL & records.keys())
+                if structural:
+                    # Every later member would share one name or size: no real archive
+                    # does this, and tarfile's own reading of it is inconsistent.
+                    raise tarfile.ReadError(f"a global pax header sets {structural[0]!r}")
+                self._global.update(records)
+            elif info.type in _PAX_TYPES:
+                records = _pax_records(data)
+                for key, value in records.items():
+                    pax.setdefault(key, value)
+                if name is None and "path" in records:
+                    name = records["path"].rstrip("/")
+                if link is None and "linkpath" in records:
+                    link = records["linkpath"]
+            elif info.type == tarfile.GNUTYPE_LONGNAME:
+                if name is None:
+                    name, long_name = _nts(data), True
+            elif link is None:
+                link = _nts(data)
         records = {**self._global, **pax}
-        name = records.get("path", long_name if long_name is not None else info.name)
-        link = records.get("linkpath", long_link if long_link is not None else info.linkname)
+        if name is None:
+            # A ustar prefix can put a slash back after frombuf stripped it.
+            name = info.name.rstrip("/") if info.isdir() else info.name
+        elif long_name and info.isdir():
+            name = name.removesuffix("/")
+        if link is None:
+            link = info.linkname
         size = info.size
         if "size" in records:
             size = _pax_int(records["size"], "size")
@@ -185,8 +219,6 @@ class TarStream:
             # Its map may run on in blocks of its own: nothing after it can be read safely.
             raise tarfile.ReadError(f"member {name!r} is a sparse file")
         kind = _kind(info, any(key.startswith("GNU.sparse.") for key in records))
-        if kind is MemberKind.DIR:
-            name = name.rstrip("/") or name
         # As tarfile: data follows regular files and members of unknown types only.
         data_size = size if info.isreg() or info.type not in tarfile.SUPPORTED_TYPES else 0
         self._room(_padded(data_size))
@@ -221,8 +253,9 @@ def _padded(size: int) -> int:
     return -(-size // BLOCK) * BLOCK
 
 
-def _text(data: bytes) -> str:
-    return data.decode(_ENCODING, _ERRORS)
+def _nts(data: bytes) -> str:
+    """A NUL-terminated name, as tarfile reads it."""
+    return data.split(b"\0", 1)[0].decode(_ENCODING, _ERRORS)
 
 
 def _pax_records(data: bytes) -> dict[str, str]:
@@ -245,7 +278,7 @@ def _pax_records(data: bytes) -> dict[str, str]:
 
 
 def _pax_int(text: str, key: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise tarfile.ReadError(f"invalid pax {key} {text!r}")
     return int(text)
 
