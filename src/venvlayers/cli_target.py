@@ -60,10 +60,11 @@ def deploy(
 ) -> None:
     """Deploy apps from a published output folder SOURCE into --target.
 
-    Archives are checked against the metadata, unpacked beside their final place,
-    made ready by postinstall.py from the runtime upward, then moved into place.
-    Layers already deployed with the same hash are skipped. On a terminal, each
-    layer's line shows its step and the bytes unpacked, then the byte-compiling count.
+    Archives are checked against the metadata while they are unpacked beside their
+    final place, made ready by postinstall.py from the runtime upward, then moved into
+    place; a refused archive takes the whole deploy back. Layers already deployed with
+    the same hash are skipped. On a terminal, each layer's line shows its step and the
+    bytes unpacked, then the byte-compiling count.
     """
     from venvlayers.deploy import deploy as deploy_stack
 

@@ -1,15 +1,17 @@
-"""The per-layer file manifest (``layout.LAYER_MANIFEST``) and the drift check against it.
+"""The per-layer file manifest (``layout.LAYER_MANIFEST``): written by publish, read by deploy.
 
 The archive writers build the manifest while they stream each file (one read per file) and
 add it to the archive as an in-memory member, so the layer folder on disk is never changed
-by publishing. :func:`build_manifest` computes the same document from a folder, and
-:func:`verify_against_manifest` compares a deployed layer with the one it was unpacked from.
+by publishing. :func:`build_manifest` computes the same document from a folder;
+:func:`read_manifest` is its one reader (deploy's deltas and content store use it, and
+treat it as untrusted). Deployed layers are checked against deploy's own file record, not
+against a manifest (see deploy/drift.py).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 from venvlayers._fs import sha256_file
 from venvlayers.contract.fields import Fields, parse_json
 from venvlayers.contract.layer_files import EntryKind, LayerEntry, scan_layer
-from venvlayers.errors import MetadataError, PublishError
+from venvlayers.errors import MetadataError
 
 MANIFEST_FORMAT = "venvlayers-manifest"
 MANIFEST_VERSION = 1
@@ -61,68 +63,6 @@ def _records(entries: Iterable[LayerEntry]) -> Iterator[dict[str, Any]]:
             yield file_record(entry, sha256_file(entry.source))
         elif entry.kind is EntryKind.SYMLINK:
             yield symlink_record(entry)
-
-
-@dataclass(frozen=True)
-class Drift:
-    """How a layer folder differs from its manifest; paths are layer-relative, sorted."""
-
-    changed: tuple[str, ...] = ()
-    missing: tuple[str, ...] = ()
-    unexpected: tuple[str, ...] = ()
-
-    @property
-    def clean(self) -> bool:
-        return not (self.changed or self.missing or self.unexpected)
-
-
-def verify_against_manifest(
-    layer_dir: Path, manifest: Mapping[str, Any], *, ignore: Collection[str] = ()
-) -> Drift:
-    """Compare ``layer_dir`` with ``manifest``.
-
-    Byte-code caches, the build-only files and interpreter links (recreated by postinstall.py)
-    are not compared; ``ignore`` names further layer-relative paths the caller's deployment
-    step writes. A file whose size matches is hashed; one whose size differs is not.
-    """
-    expected = {str(record["path"]): record for record in _entries(manifest)}
-    found = {
-        entry.path: entry
-        for entry in scan_layer(layer_dir, strict=False)
-        if entry.kind is not EntryKind.DIRECTORY and entry.path not in ignore
-    }
-    changed = [
-        path
-        for path, record in expected.items()
-        if path in found and not _matches(found[path], record)
-    ]
-    missing = [path for path in expected if path not in found and path not in ignore]
-    unexpected = [path for path in found if path not in expected]
-    return Drift(tuple(sorted(changed)), tuple(sorted(missing)), tuple(sorted(unexpected)))
-
-
-def _entries(manifest: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    if manifest.get("format") != MANIFEST_FORMAT or manifest.get("version") != MANIFEST_VERSION:
-        raise PublishError(
-            f"unsupported layer manifest (format {manifest.get('format')!r}, "
-            f"version {manifest.get('version')!r}); expected {MANIFEST_FORMAT} "
-            f"version {MANIFEST_VERSION}"
-        )
-    entries = manifest.get("entries")
-    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
-        raise PublishError("layer manifest: 'entries' must be a list of objects")
-    return entries
-
-
-def _matches(entry: LayerEntry, record: Mapping[str, Any]) -> bool:
-    if record.get("type") == "symlink":
-        return entry.kind is EntryKind.SYMLINK and entry.link == record.get("link")
-    return (
-        entry.kind is EntryKind.FILE
-        and entry.size == record.get("size")
-        and entry.executable == record.get("executable")
-        and sha256_file(entry.source) == record.get("sha256")
-    )
 
 
 @dataclass(frozen=True)
