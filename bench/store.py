@@ -48,7 +48,6 @@ from venvlayers.contract import (  # noqa: E402
     write_stack_metadata,
 )
 from venvlayers.contract.delta import DELTA_DESCRIPTOR, DeltaDescriptor, delta_content  # noqa: E402
-from venvlayers.contract.manifest import manifest_entries  # noqa: E402
 from venvlayers.deploy import deploy, gc, remove_apps  # noqa: E402
 from venvlayers.publish.archive import ArchiveRequest, write_layer_archives  # noqa: E402
 
@@ -132,9 +131,7 @@ def publish(layers: Path, work: Path) -> dict[str, Path]:
     ]  # fmt: skip
     results = dict(zip(names, write_layer_archives(requests, jobs=2), strict=True))
     old, new = results["framework-hf@1"], results["framework-hf@2"]
-    content = delta_content(
-        manifest_entries(json.loads(old.manifest)), manifest_entries(json.loads(new.manifest))
-    )
+    content = delta_content(old.manifest, new.manifest)
     descriptor = DeltaDescriptor("framework-hf@1", old.sha256, content.removed)
     (delta,) = write_layer_archives(
         [

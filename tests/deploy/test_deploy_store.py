@@ -29,6 +29,7 @@ from tests.deploy.deploy_support import (
 from tests.deploy.deploy_support import quick_deploy as deploy
 from venvlayers import layout
 from venvlayers.deploy import gc, remove_apps, verify
+from venvlayers.deploy.store import Store
 from venvlayers.errors import DeployError
 
 FW1, FW2 = "framework-greet@1", "framework-greet@2"
@@ -226,3 +227,32 @@ def test_an_unknown_or_unusable_link_mode_is_one_line(
 ) -> None:
     with pytest.raises(DeployError, match="unknown link mode"):
         deploy(published["v1"], tmp_path / "a", link_mode="symlink")
+
+
+def test_a_full_archive_links_the_files_the_store_holds_instead_of_writing_them(
+    published: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No delta and no manifest beside the archives: the archive is the only source, read
+    # once; its small files whose content the store holds are linked, not written again.
+    source = Path(shutil.copytree(published["v2"], tmp_path / "full-only"))
+    for delta in source.glob("*.delta-*"):
+        delta.unlink()
+    shutil.rmtree(source / "__venvstacks__" / "manifests", ignore_errors=True)
+    target = tmp_path / "deploy"
+    deploy(published["v1"], target, apps=["other"])
+    held = set(store_entries(target))
+    stored: list[str] = []
+    real_put = Store.put
+
+    def put(self: Store, written: str, key: tuple[str, bool]) -> None:
+        stored.append(key[0] + (".x" if key[1] else ""))
+        real_put(self, written, key)
+
+    monkeypatch.setattr(Store, "put", put)
+    deploy(source, target, apps=["hello"])
+    assert stored, "the new files were written"
+    assert not held & set(stored), "a file the store held was written again"
+    shared = layout.POSTINSTALL_SCRIPT
+    assert (target / FW2 / shared).stat().st_ino == (target / FW1 / shared).stat().st_ino
+    assert says(target, "hello").startswith("hello v2 says greetings v2")
+    assert verify(target).ok, verify(target).render()

@@ -129,12 +129,23 @@ class LayerWriter:
                 pass
             self.placed(relative, key, member.size)
             return
+        digest = ""
+        if self._store is not None and self._store.had_entries and member.size <= _SMALL_FILE:
+            # A small file is read whole before it is written anyway: if the store already
+            # holds its content (a layer updated without a delta), it is linked, not
+            # written. (A fresh store holds nothing: no file is hashed twice there.)
+            data = b"".join(_bounded_chunks(member, chunks))
+            digest = hashlib.sha256(data).hexdigest()
+            if self._store.has_good((digest, executable)):
+                self.placed(relative, (digest, executable), member.size)
+                return
+            chunks = iter([data])
         if self._on_bytecode is not None and "__pycache__" in relative.split("/"):
             self._on_bytecode()
             self._on_bytecode = None
         plain = 0o755 if executable else 0o644
         mode = entry_mode(executable) if self._store is not None else plain
-        job = _FileJob(relative, mode, mtime, executable, member.size)
+        job = _FileJob(relative, mode, mtime, executable, member.size, digest)
         self._writers.submit(job)
         for chunk in _bounded_chunks(member, chunks):
             self._writers.feed(job, chunk)
@@ -147,10 +158,11 @@ class LayerWriter:
         relative = job.relative
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(self._path(relative), flags, job.mode)
-        digest = hashlib.sha256()
+        digest = None if job.digest else hashlib.sha256()
         with open(fd, "wb", buffering=0, closefd=True) as out:
             for chunk in chunks:
-                digest.update(chunk)
+                if digest is not None:
+                    digest.update(chunk)
                 view = memoryview(chunk)
                 while view:
                     view = view[out.write(view) or 0 :]
@@ -160,7 +172,8 @@ class LayerWriter:
                 os.utime(fd, (job.mtime, job.mtime))
             if self._store is None:
                 self.keys[relative] = stat_key(os.fstat(fd))
-        job.digest = digest.hexdigest()
+        if digest is not None:
+            job.digest = digest.hexdigest()
         self.entries[relative] = Entry("f", job.mode, job.size, job.digest)
         if self._store is not None:
             if self._before_put is not None:
@@ -217,6 +230,8 @@ _WRITERS = 3
 # Archive bytes handed to the writers and not written yet, at most: memory stays bounded
 # whatever the size of the files.
 _IN_FLIGHT = 32 << 20
+# Files up to this size are hashed before they are written, where the store may hold them.
+_SMALL_FILE = 1 << 20
 # Pieces of data below this size are copied rather than passed on as views.
 _SMALL = 64 << 10
 # What each piece counts for beyond its bytes (a queue item, a job): many tiny files
@@ -235,6 +250,7 @@ class _FileJob:
     mtime: float | None
     executable: bool
     size: int
+    # Set when the file was hashed before it was handed on; otherwise by its writer.
     digest: str = ""
     # The file's chunks as they are read, each with what it counts against
     # :data:`_IN_FLIGHT`; ``None`` ends the file, an exception aborts it.

@@ -84,6 +84,8 @@ class Store:
         # Entries this deploy put in the store (taken out again if it is refused).
         self._added: set[StoreKey] = set()
         self._existed = self.root.is_dir()
+        # Whether it held any entry when the deploy began (a fresh target's holds none).
+        self.had_entries = self._existed and any(len(name) == 2 for name in os.listdir(self.root))
         self._lock = threading.Lock()
         self._folders: set[str] = set()
 
