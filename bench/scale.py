@@ -293,7 +293,10 @@ def _render(
 def _update_docs(table: str) -> None:
     section = f"## Torch-sized stack (`bench/scale.py`)\n\n{table}\n"
     text = DOCS.read_text(encoding="utf-8")
-    pattern = re.compile(r"## Torch-sized stack \(`bench/scale.py`\)\n.*?(?=\n## |\Z)", re.S)
+    # The table and its size lines only: the prose after them is written by hand.
+    pattern = re.compile(
+        r"## Torch-sized stack \(`bench/scale.py`\)\n.*?^With --bytecode: [^\n]*\n", re.S | re.M
+    )
     text = pattern.sub(section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
     DOCS.write_text(text, encoding="utf-8")
 
