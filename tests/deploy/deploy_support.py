@@ -390,7 +390,7 @@ def archive_of(out: Path, install_target: str) -> Path:
     for layers in index["layers"].values():
         for entry in layers:
             if entry["install_target"] == install_target:
-                return out / entry["archive_name"]
+                return out / str(entry["archive_name"])
     raise KeyError(install_target)
 
 

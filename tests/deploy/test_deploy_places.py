@@ -354,14 +354,9 @@ def test_a_kill_between_the_renames_of_a_placing_leaves_the_old_layer(
     assert ("app: restored after an interrupted deploy" in reports) == (way == "renames")
 
 
-# --- known bug ----------------------------------------------------------------------------------
+# --- a layer path linking elsewhere ----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="roll_back drops a layer path that linked anywhere but its own versioned folder: "
-    "_relink records nothing to put back (previous None), so roll_back discards the path",
-)
 @pytest.mark.parametrize("elsewhere", ["elsewhere", ".other.v-0ld0ld"])
 def test_a_layer_path_linking_elsewhere_rolled_back_links_there_again(
     elsewhere: str, target: Path

@@ -40,6 +40,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from venvlayers.deploy.steps import StepHook, no_hook
@@ -107,9 +108,7 @@ class Placer:
         self.target = target
         self._hook = hook
         self._can_exchange: bool | None = None
-        # Per layer path placed: how it was placed, and the hidden folder holding what the
-        # path held before (None: nothing).
-        self._placed: list[tuple[Path, str, Path | None]] = []
+        self._placed: list[_Placed] = []
 
     def can_exchange(self) -> bool:
         """Whether ``target``'s file system swaps names (tried once, on two empty folders)."""
@@ -127,44 +126,52 @@ class Placer:
         """Make ``new`` the layer at ``final``; a layer already there is replaced, and kept
         until :meth:`commit`. ``final`` never lacks a layer, whatever instant a kill lands."""
         if final.is_symlink() or (not final.exists() and not self.can_exchange()):
-            self._placed.append((final, "link", self._relink(new, final)))
+            was = os.readlink(final) if final.is_symlink() else None
+            previous = self._relink(new, final)
+            self._placed.append(_Placed(final, "link", previous, was))
             return
         if not final.exists():
             os.replace(new, final)
-            self._placed.append((final, "new", None))
+            self._placed.append(_Placed(final, "new"))
             return
         if self.can_exchange() and exchange(new, final):
             # ``new`` now holds the old content, under a partial name.
-            self._placed.append((final, "exchange", new))
+            self._placed.append(_Placed(final, "exchange", new))
             return
         old = _hidden(final, "old")
         os.replace(final, old)
         self._hook("swap", final.name)
         os.replace(new, final)
-        self._placed.append((final, "renames", old))
+        self._placed.append(_Placed(final, "renames", old))
 
     def commit(self) -> None:
         """Delete what the placed layers replaced."""
         placed, self._placed = self._placed, []
-        for _final, _how, previous in placed:
-            if previous is not None:
-                shutil.rmtree(previous, ignore_errors=True)
+        for done in placed:
+            if done.previous is not None:
+                shutil.rmtree(done.previous, ignore_errors=True)
 
     def roll_back(self) -> None:
         """Put back what every layer placed replaced, and take out the layers new here."""
         placed, self._placed = self._placed, []
-        for final, how, previous in reversed(placed):
-            if how == "new" or previous is None:
-                discard(final)
-            elif how == "exchange" and exchange(previous, final):
-                shutil.rmtree(previous)
-            elif how == "link":
-                link = _hidden(final, "link")
+        for done in reversed(placed):
+            final, previous = done.final, done.previous
+            if done.how == "link":
+                if done.link_text is None:
+                    discard(final)
+                    continue
+                # The path was a link (to its versioned folder, or anywhere): the same link
+                # again, then the folder placed goes.
                 current = _versioned_folder(final)
-                os.symlink(previous.name, link)
+                link = _hidden(final, "link")
+                os.symlink(done.link_text, link)
                 os.replace(link, final)
                 if current is not None:
                     shutil.rmtree(current)
+            elif previous is None:
+                discard(final)
+            elif done.how == "exchange" and exchange(previous, final):
+                shutil.rmtree(previous)
             else:
                 trash = _hidden(final, "trash")
                 os.replace(final, trash)
@@ -181,6 +188,18 @@ class Placer:
         self._hook("swap", final.name)
         os.replace(link, final)
         return previous
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """A layer path a :class:`Placer` placed: how, the hidden folder holding what the path
+    held before (None: nothing, or not a folder of ours), and the link text the path had if
+    it was a link."""
+
+    final: Path
+    how: str  # "new", "exchange", "renames" or "link"
+    previous: Path | None = None
+    link_text: str | None = None
 
 
 def _versioned_folder(final: Path) -> Path | None:
