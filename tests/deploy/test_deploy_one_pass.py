@@ -21,6 +21,7 @@ import json
 import os
 import py_compile
 import shutil
+import subprocess
 import sys
 import tarfile
 import threading
@@ -35,6 +36,7 @@ from tests.deploy.deploy_support import (
     RUNTIME,
     SITE,
     archive_of,
+    deploy_command,
     fake_stack,
     read_tar_entries,
     replace_archive,
@@ -405,6 +407,64 @@ def test_a_refused_deploy_into_a_fresh_target_leaves_no_folder_and_the_next_depl
     report = verify(target)
     assert report.ok, report.render()
     assert leftovers(target) == []
+
+
+def test_a_deploy_waiting_on_one_that_is_refused_into_a_fresh_target_goes_on(
+    stacks: dict[str, Path], tmp_path: Path, outer: Path
+) -> None:
+    # The refused deploy removes the fresh target with its lock file, while another deploy
+    # waits on that file: the waiting one must take the lock of the folder made anew, not
+    # the removed file's, and deploy.
+    fmt = ".tar.zst"
+    target = outer / "deploy"
+    source = second_version(stacks, fmt, tmp_path)
+    damage_near_end(source, APP)
+    go_on = threading.Event()
+
+    def hold(step: str, _install_target: str) -> None:
+        if step == "extract":  # the lock is held; the last archive is still to check
+            go_on.wait(60)
+
+    refusal: list[str] = []
+
+    def refused_deploy() -> None:
+        try:
+            deploy(source, target, step_hook=hold)
+        except DeployError as exc:
+            refusal.append(str(exc))
+
+    first = threading.Thread(target=refused_deploy)
+    first.start()
+    try:
+        lock = target / ".venvlayers" / "lock"
+        for _ in range(600):
+            if lock.exists():
+                break
+            threading.Event().wait(0.05)
+        waiting = subprocess.Popen(
+            deploy_command(stacks[fmt], target),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert waiting.stderr is not None
+        lines = []
+        for line in waiting.stderr:
+            lines.append(line)
+            if "waiting for another deploy" in line:
+                break
+        assert any("waiting for another deploy" in line for line in lines), lines
+    finally:
+        go_on.set()
+        first.join(60)
+    assert refusal and "does not match its published sha256" in refusal[0], refusal
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, "".join(lines) + err
+    assert "deployed=" in out
+    done = run_layer_python(target, "other")
+    assert done.returncode == 0 and "other v1 says greetings v1" in done.stdout, done
+    report = verify(target)
+    assert report.ok, report.render()
 
 
 # --- 5. archives that fit the free space one by one, not together -----------------------------
