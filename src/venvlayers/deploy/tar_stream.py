@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from venvlayers.deploy.archive_io import HEADER_ALLOWANCE, MAX_LINK_TEXT
+from venvlayers.deploy.archive_io import _CHUNK, HEADER_ALLOWANCE, MAX_LINK_TEXT
 from venvlayers.deploy.members import Member, MemberKind
 
 BLOCK = tarfile.BLOCKSIZE
@@ -88,23 +88,23 @@ class TarStream:
         """The ``size`` data bytes of the member just returned (all of them)."""
         if size != self._left:
             raise tarfile.ReadError("member data read out of turn")
+        return self._rest()
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _rest(self) -> Iterator[memoryview]:
+        """What is left of the current member's data."""
         while self._left:
-            view = self._chunks.read_view(min(self._left, 1 << 20))
+            view = self._chunks.read_view(min(self._left, _CHUNK))
             if not view:
                 raise tarfile.ReadError("unexpected end of data")
             self._left -= len(view)
             self._offset += len(view)
             yield view
 
-    # --- internals -------------------------------------------------------------------------
-
     def _skip_rest(self) -> None:
-        while self._left:
-            view = self._chunks.read_view(min(self._left, 1 << 20))
-            if not view:
-                raise tarfile.ReadError("unexpected end of data")
-            self._left -= len(view)
-            self._offset += len(view)
+        for _view in self._rest():
+            pass
         if self._padding:
             self._exact(self._padding)
             self._padding = 0
