@@ -40,7 +40,7 @@ from tests.deploy.deploy_support import (
     quick_deploy as deploy,
 )
 from venvlayers._fs import sha256_file
-from venvlayers.deploy import install
+from venvlayers.deploy import install, preflight
 from venvlayers.errors import DeployError
 
 APP = "app-other"
@@ -205,7 +205,7 @@ def test_an_archive_expanding_past_the_free_space_is_refused_while_scanning(
         )
     assert archive_of(source, APP).stat().st_size < BOMB_SIZE // 100
     # As if the disk had 4 MiB free: the 16 MiB member must not be unpacked.
-    monkeypatch.setattr(install, "free_space", lambda _path: 4 << 20, raising=False)
+    monkeypatch.setattr(preflight, "free_space", lambda _path: 4 << 20)
     assert_refused(
         source, outer, f"{APP}{fmt}: refused, expands to more than the 4194304 bytes free"
     )

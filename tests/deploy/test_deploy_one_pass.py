@@ -48,7 +48,7 @@ from tests.deploy.deploy_support import (
     quick_deploy as deploy,
 )
 from venvlayers.contract import read_stack_metadata
-from venvlayers.deploy import install, verify
+from venvlayers.deploy import preflight, verify
 from venvlayers.errors import DeployError
 
 APP = "app-other"
@@ -493,7 +493,7 @@ def test_archives_fitting_the_free_space_one_by_one_but_not_together_are_refused
         replace_archive(source, app, [*with_added_file(stacks, app), filler])
     before = snapshot(outer)
     # As if the disk had 4 MiB free: each app (3 MiB) fits, the two do not.
-    monkeypatch.setattr(install, "free_space", lambda _path: FREE, raising=False)
+    monkeypatch.setattr(preflight, "free_space", lambda _path: FREE)
 
     # app-hello unpacked (and placed) first: app-other is the one that does not fit.
     text = refused(source, target, **HoldLastApp().options())

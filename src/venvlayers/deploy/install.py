@@ -30,7 +30,7 @@ import functools
 import os
 import shutil
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -45,11 +45,8 @@ from venvlayers.deploy.compile import BackgroundCompiler, EarlyCompiler, is_earl
 from venvlayers.deploy.dirlock import LOCK_NAME, target_lock
 from venvlayers.deploy.extract import (
     ArchiveRefused,
-    CheckedArchive,
     LayerWriter,
     Unpacked,
-    check_archive,
-    free_space,
 )
 from venvlayers.deploy.files import (
     COMPILE_DONE,
@@ -68,6 +65,7 @@ from venvlayers.deploy.files import (
 )
 from venvlayers.deploy.places import Placer, new_partial, recover_leftovers
 from venvlayers.deploy.plan import DeployPlan, archive_of, plan_deploy
+from venvlayers.deploy.preflight import check_sources, still_stored
 from venvlayers.deploy.progress import DeployProgress
 from venvlayers.deploy.record import (
     STATE_DIR,
@@ -77,7 +75,7 @@ from venvlayers.deploy.record import (
     load_record,
     save_record,
 )
-from venvlayers.deploy.sources import LayerSource, SourceRefused, build_from_manifest, choose_source
+from venvlayers.deploy.sources import LayerSource, build_from_manifest
 from venvlayers.deploy.steps import StepHook, no_hook
 from venvlayers.deploy.store import Store
 from venvlayers.deploy.trust import check_plan_signed, check_trust, remember_trust
@@ -130,9 +128,7 @@ def deploy(
         # Check before taking the lock, so a refused deploy leaves no trace in ``target``;
         # under the lock, anything a concurrent deploy or gc changed meanwhile is checked too.
         record = load_record(target)
-        _check_archives(
-            plan, _pending(plan, target, record), checked, target, store, record, report
-        )
+        check_sources(plan, _pending(plan, target, record), checked, target, store, record, report)
         with target_lock(target, report):
             # What a refused deploy must leave, as it is now that no other deploy runs.
             before = _state_before(target, had_state)
@@ -140,8 +136,8 @@ def deploy(
             store.recover()
             record = load_record(target)
             pending = _pending(plan, target, record)
-            space = _check_archives(plan, pending, checked, target, store, record, report)
-            _still_stored(checked, pending, store, target)
+            space = check_sources(plan, pending, checked, target, store, record, report)
+            still_stored(checked, pending, store, target)
             if pending:
                 report(store.describe())
             compiler = BackgroundCompiler(
@@ -271,111 +267,6 @@ def _pending(plan: DeployPlan, target: Path, record: DeploymentRecord) -> list[L
         return files is not None and files.compile != COMPILE_PENDING
 
     return [layer for layer in plan.layers if not in_place(layer)]
-
-
-def _check_archives(
-    plan: DeployPlan,
-    layers: Sequence[LayerPublication],
-    checked: dict[str, LayerSource],
-    target: Path,
-    store: Store,
-    record: DeploymentRecord,
-    report: Callable[[str], None],
-) -> SpaceBudget:
-    """Choose and check the source of every layer not checked yet, side by side (hashing
-    and zstd free the GIL); see deploy/sources.py.
-
-    Each archive may expand to no more than the space free in ``target``, and together they
-    must fit in it: an archive is refused as soon as it is found to need more, before the
-    disk is full. Returns what the archives still to unpack may expand to.
-    """
-    todo = [layer for layer in layers if layer.install_target not in checked]
-    for layer in todo:
-        report(f"{layer.install_target}: checking what it needs")
-    space = free_space(target)
-    held = {known.sha256 for name, known in record.layers.items() if (target / name).is_dir()}
-    with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1) or 1) as pool:
-        results = list(
-            pool.map(lambda layer: _choose(plan, layer, space, store, held, report), todo)
-        )
-    for layer, result in zip(todo, results, strict=True):
-        if isinstance(result, LayerSource):
-            checked[layer.install_target] = result
-            report(result.describe())
-    failures = [result for result in results if isinstance(result, str)]
-    if failures:
-        raise DeployError(f"{failures[0]}; nothing in {target} was changed")
-    # What the scanned archives expand to is known now; the others are counted as they
-    # are unpacked, against what is left.
-    budget = SpaceBudget(space)
-    for layer in layers:
-        archive = checked[layer.install_target].archive
-        if archive is not None and archive.scanned:
-            try:
-                budget.take(archive.expanded)
-            except ArchiveRefused as exc:
-                raise DeployError(
-                    f"{archive.path}: refused, {exc}; free some space or deploy elsewhere"
-                    f" (nothing in {target} was changed)"
-                ) from None
-    return budget
-
-
-def _choose(
-    plan: DeployPlan,
-    layer: LayerPublication,
-    space: int,
-    store: Store,
-    held: set[str],
-    report: Callable[[str], None],
-) -> LayerSource | str:
-    """The layer's source, its archive (if any) checked and open; or why none will do."""
-
-    def open_archive(
-        name: str, size: int, sha256: str, capture: Collection[str], scan: bool
-    ) -> CheckedArchive:
-        return check_archive(
-            plan.root / name,
-            size=size,
-            sha256=sha256,
-            top=layer.install_target,
-            root=plan.root,
-            space=space,
-            lower=(layer.runtime_layer, *layer.required_layers),
-            capture=capture,
-            scan=scan,
-        )
-
-    try:
-        return choose_source(
-            layer,
-            root=plan.root,
-            store=store,
-            held=held,
-            open_archive=open_archive,
-            full_path=plan.archive_path(layer),
-            report=report,
-        )
-    except ArchiveRefused as exc:
-        return f"{plan.archive_path(layer)}: refused, {exc}"
-    except SourceRefused as exc:
-        return str(exc)
-
-
-def _still_stored(
-    checked: dict[str, LayerSource],
-    pending: Sequence[LayerPublication],
-    store: Store,
-    target: Path,
-) -> None:
-    """The entries chosen before the lock was taken are still there (no gc ran meanwhile)."""
-    for layer in pending:
-        for key in checked[layer.install_target].ready.values():
-            if not os.path.isfile(store.path(key)):
-                raise DeployError(
-                    f"{target}: the content store changed while this deploy waited for the"
-                    f" lock; deploy again (nothing in {target} was changed)"
-                )
 
 
 def _unpack_in_order(
