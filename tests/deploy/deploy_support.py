@@ -375,6 +375,29 @@ def replace_archive(
     rewrite_index(out, index)
 
 
+def set_published(
+    source: Path, install_target: str, *, size: int, sha256: str | None = None
+) -> None:
+    """Publish ``size`` and ``sha256`` (when given) for the layer's archive, wherever the
+    metadata says it."""
+    meta = source / "__venvstacks__"
+    for path in [meta / "venvstacks.json", meta / "env_metadata" / f"{install_target}.json"]:
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        entries = (
+            [e for layers in data["layers"].values() for e in layers]
+            if "layers" in data
+            else [data]
+        )
+        for entry in entries:
+            if entry["install_target"] == install_target:
+                entry["archive_size"] = size
+                if sha256 is not None:
+                    entry["archive_hashes"] = {"sha256": sha256}
+        path.write_text(json.dumps(data, indent=2))
+
+
 def rewrite_index(out: Path, index: dict[str, Any]) -> None:
     """Write ``index`` as venvstacks.json and each entry as its env_metadata file, as a
     publisher (or an attacker who recomputes everything) would."""

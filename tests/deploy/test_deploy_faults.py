@@ -7,7 +7,6 @@ the message says what happened.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 import subprocess
@@ -24,8 +23,8 @@ from tests.deploy.deploy_support import (
     fake_stack,
     read_tar_entries,
     replace_archive,
-    rewrite_index,
     run_layer_python,
+    set_published,
     snapshot,
     tar_entry,
     write_archive,
@@ -115,7 +114,7 @@ def test_a_damaged_archive_is_refused_before_anything_changes(
         # Other content, with the published size adjusted: only the hash can tell.
         write_archive(archive, [tar_entry("app-other", tarfile.DIRTYPE),
                                 tar_entry("app-other/x.py", data=b"evil = 1\n")])  # fmt: skip
-        _set_published_size(v2, "app-other", archive.stat().st_size)
+        set_published(v2, "app-other", size=archive.stat().st_size)
     elif damage == "delete":
         archive.unlink()
     before = snapshot(deployed_v1)
@@ -127,16 +126,6 @@ def test_a_damaged_archive_is_refused_before_anything_changes(
     assert "\n" not in text
     assert snapshot(deployed_v1) == before
     assert_v1_intact(deployed_v1)
-
-
-def _set_published_size(out: Path, install_target: str, size: int) -> None:
-    index_path = out / "__venvstacks__/venvstacks.json"
-    index = json.loads(index_path.read_text())
-    for layers in index["layers"].values():
-        for entry in layers:
-            if entry["install_target"] == install_target:
-                entry["archive_size"] = size
-    rewrite_index(out, index)
 
 
 def test_a_refused_first_deploy_leaves_no_folder(v2: Path, tmp_path: Path) -> None:

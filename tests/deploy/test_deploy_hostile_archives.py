@@ -8,7 +8,6 @@ exactly as it was: a fresh target is not even created, and nothing beside it cha
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -31,6 +30,7 @@ from tests.deploy.deploy_support import (
     read_tar_entries,
     replace_archive,
     run_layer_python,
+    set_published,
     snapshot,
     tar_entry,
     write_archive,
@@ -70,25 +70,6 @@ def source_for(stacks: dict[str, Path], fmt: str, tmp_path: Path) -> Path:
 def app_entries(stacks: dict[str, Path]) -> list[Entry]:
     """The real members of app-other, so a crafted archive deploys unless it is refused."""
     return read_tar_entries(archive_of(stacks[".tar.zst"], APP))
-
-
-def set_published(source: Path, install_target: str, *, size: int, sha256: str) -> None:
-    """Publish ``size`` and ``sha256`` for the layer's archive, wherever the metadata says it."""
-    meta = source / "__venvstacks__"
-    for path in [meta / "venvstacks.json", meta / "env_metadata" / f"{install_target}.json"]:
-        if not path.exists():
-            continue
-        data = json.loads(path.read_text())
-        entries = (
-            [e for layers in data["layers"].values() for e in layers]
-            if "layers" in data
-            else [data]
-        )
-        for entry in entries:
-            if entry["install_target"] == install_target:
-                entry["archive_size"] = size
-                entry["archive_hashes"] = {"sha256": sha256}
-        path.write_text(json.dumps(data, indent=2))
 
 
 def craft(source: Path, install_target: str, entries: list[Entry]) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import os
 import py_compile
 import shutil
@@ -41,6 +40,7 @@ from tests.deploy.deploy_support import (
     read_tar_entries,
     replace_archive,
     run_layer_python,
+    set_published,
     snapshot,
     tar_entry,
 )
@@ -83,23 +83,6 @@ def with_added_file(stacks: dict[str, Path], install_target: str) -> list[Entry]
     """The layer with one more file: a new archive, whose layer still works."""
     added = tar_entry(f"{install_target}/added-v2.txt", data=f"{install_target} v2\n".encode())
     return [*entries_of(stacks, install_target), added]
-
-
-def set_published(source: Path, install_target: str, *, size: int, sha256: str) -> None:
-    """Publish ``size`` and ``sha256`` for the layer's archive, wherever the metadata says it."""
-    meta = source / "__venvstacks__"
-    for path in [meta / "venvstacks.json", meta / "env_metadata" / f"{install_target}.json"]:
-        data = json.loads(path.read_text())
-        entries = (
-            [e for layers in data["layers"].values() for e in layers]
-            if "layers" in data
-            else [data]
-        )
-        for entry in entries:
-            if entry["install_target"] == install_target:
-                entry["archive_size"] = size
-                entry["archive_hashes"] = {"sha256": sha256}
-        path.write_text(json.dumps(data, indent=2))
 
 
 def second_version(
