@@ -183,7 +183,8 @@ class _Prefetched:
                 return
 
     def read_view(self, size: int) -> memoryview:
-        """Up to ``size`` bytes of the current chunk, not copied (empty at the end)."""
+        """Up to ``size`` bytes (all of the current chunk if negative), not copied; empty at
+        the end."""
         if not self._buffer:
             if self._ended:
                 return memoryview(b"")
@@ -195,26 +196,13 @@ class _Prefetched:
                 self._ended = True
                 return memoryview(b"")
             self._buffer = memoryview(item)
-        view = self._buffer[:size]
-        self._buffer = self._buffer[size:]
+        count = len(self._buffer) if size < 0 else size
+        view = self._buffer[:count]
+        self._buffer = self._buffer[count:]
         return view
 
     def read(self, size: int = -1) -> bytes:
-        if not self._buffer:
-            if self._ended:
-                return b""
-            item = self._queue.get()
-            if isinstance(item, BaseException):
-                self._ended = True
-                raise item
-            if not item:
-                self._ended = True
-                return b""
-            self._buffer = memoryview(item)
-        count = len(self._buffer) if size < 0 else min(size, len(self._buffer))
-        data = self._buffer[:count].tobytes()
-        self._buffer = self._buffer[count:]
-        return data
+        return self.read_view(size).tobytes()
 
 
 @dataclass(frozen=True)
