@@ -244,9 +244,9 @@ def test_a_full_archive_links_the_files_the_store_holds_instead_of_writing_them(
     stored: list[str] = []
     real_put = Store.put
 
-    def put(self: Store, written: str, key: tuple[str, bool]) -> None:
+    def put(self: Store, written: str, key: tuple[str, bool], *, checked: bool = True) -> None:
         stored.append(key[0] + (".x" if key[1] else ""))
-        real_put(self, written, key)
+        real_put(self, written, key, checked=checked)
 
     monkeypatch.setattr(Store, "put", put)
     deploy(source, target, apps=["hello"])

@@ -207,6 +207,8 @@ class CheckedArchive:
             writer.close()
         if digest != self._sha256:
             raise _HashMismatch if self._scan is None else ArchiveRefused(_CHANGED)
+        # Only now may a manifest inside the archive be believed (LayerWriter.settle).
+        writer.settle()
         if len(writer.entries) <= 1:
             raise ArchiveRefused(f"has nothing in its layer folder {self.top!r}")
         return Unpacked(writer.entries, writer.keys)

@@ -5,7 +5,8 @@ a file there can edit its manifest entry too), and must see what changes behavio
 if no archive held it: the files postinstall.py and byte-compiling wrote, modes, empty
 folders. So deploy describes every layer itself, in ``DIR/.venvlayers/layers/``:
 
-- ``archive``: every entry as unpacked, hashed while it was written (no second read);
+- ``archive``: every entry as unpacked, with the sha256 the archive's manifest gives
+  (the archive's sha256 checked first) or hashed at deploy (see LayerWriter);
 - ``postinstall``: what postinstall.py added or changed (hashed), or removed (``null``);
 - ``compiled``: what byte-compiling added, recorded once it finished.
 

@@ -447,6 +447,8 @@ def _unpack(
         before_put=before_put,
         on_written=early.written if early is not None else None,
         on_bytecode=early.abandon if early is not None else None,
+        # One pass: the sha256 that binds the archive's manifest is known only at its end.
+        digests_later=source.archive is not None and not source.archive.scanned,
     )
     work.report(f"{name}: unpacking")
     what = source.archive.path if source.archive is not None else name

@@ -1,4 +1,4 @@
-"""Writing one layer's members into its partial folder: hashed, bounded, through the store."""
+"""Writing one layer's members into its partial folder: described, bounded, through the store."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ import queue
 import stat
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from venvlayers import layout
+from venvlayers._fs import sha256_file
+from venvlayers.contract.manifest import ManifestItem, read_manifest
 from venvlayers.deploy.archive_io import (
     Data,
     _bounded_chunks,
@@ -22,6 +26,7 @@ from venvlayers.deploy.members import (
     Member,
 )
 from venvlayers.deploy.store import Store, StoreKey, entry_mode
+from venvlayers.errors import MetadataError
 
 
 class LayerWriter:
@@ -29,8 +34,8 @@ class LayerWriter:
 
     Symlinks are made last, so nothing is ever written through one; files are created
     exclusively and without following a link, a second line behind the member checks.
-    Every file is hashed as it is written: what was unpacked is described (``entries``,
-    and the stat keys that show a later change without reading) at no extra read.
+    What was unpacked is described (``entries``, and the stat keys that show a later
+    change without reading), each file hashed as it is written unless ``digests_later``.
 
     With a ``store``, each file written becomes a store entry (it is complete and hashed
     before its name appears there), and a file whose entry is ``ready`` (by path: the key
@@ -41,6 +46,16 @@ class LayerWriter:
     written file enters the store (the step hook); ``on_written`` with each file once it
     is complete (from a writer thread); ``on_bytecode`` once, before the first file in a
     ``__pycache__`` folder is written.
+
+    ``digests_later``: files are written without being hashed, and neither described nor
+    stored until :meth:`settle`, which the caller calls once the archive's sha256 matched
+    its metadata. Each file then takes the sha256 that the archive's own manifest gives
+    it (that hash binds the manifest), and a file the manifest does not describe with its
+    size and execute bit is hashed from disk (an archive without one: venvstacks'). That
+    spares hashing a layer's bytes twice, once as the archive and once as its files. The
+    store entries so made are not taken as checked: like any entry, one is hashed before
+    another layer uses it, so a manifest that lies spoils nothing but its own layer, whose
+    file record then shows the difference to ``verify``.
     """
 
     def __init__(
@@ -54,6 +69,7 @@ class LayerWriter:
         before_put: Callable[[], None] | None = None,
         on_written: Callable[[str], None] | None = None,
         on_bytecode: Callable[[], None] | None = None,
+        digests_later: bool = False,
     ) -> None:
         self._dest = os.fspath(dest)
         self._on_written = on_written
@@ -68,6 +84,12 @@ class LayerWriter:
         self.entries: dict[str, Entry] = {}
         self.keys: dict[str, StatKey] = {}
         self._writers = _Writers(self._write)
+        self._digests_later = digests_later
+        # With digests_later: the files written unhashed, the hard links to make once they
+        # are stored, and the manifest's bytes as they went by (None: too large to keep).
+        self._unhashed: list[_FileJob] = []
+        self._hard_links: list[tuple[str, str]] = []
+        self._manifest: bytearray | None = None
 
     def close(self) -> None:
         """Stop the writer threads (after a failure: files being written are left half
@@ -116,6 +138,8 @@ class LayerWriter:
                 pass
             return
         self._parent(relative)
+        if self._digests_later and relative == layout.LAYER_MANIFEST:
+            chunks = self._kept_manifest(member, chunks)
         key = self._ready.get(relative)
         if (
             self._store is not None
@@ -146,10 +170,22 @@ class LayerWriter:
         plain = 0o755 if executable else 0o644
         mode = entry_mode(executable) if self._store is not None else plain
         job = _FileJob(relative, mode, mtime, executable, member.size, digest)
+        if self._digests_later and not digest:
+            job.later = True
+            self._unhashed.append(job)  # in archive order: settle() is then repeatable
         self._writers.submit(job)
         for chunk in _bounded_chunks(member, chunks):
             self._writers.feed(job, chunk)
         self._writers.feed(job, None)
+
+    def _kept_manifest(self, member: Member, chunks: Iterator[Data]) -> Iterator[Data]:
+        """``chunks``, kept in memory on the way to be read at :meth:`settle`."""
+        kept = bytearray() if member.size <= _MANIFEST_LIMIT else None
+        for chunk in chunks:
+            if kept is not None:
+                kept += chunk
+            yield chunk
+        self._manifest = kept
 
     def _write(self, job: _FileJob, chunks: Iterator[Data]) -> None:
         """Write one file (on a writer thread): create it, write and hash its chunks, store
@@ -158,7 +194,7 @@ class LayerWriter:
         relative = job.relative
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(self._path(relative), flags, job.mode)
-        digest = None if job.digest else hashlib.sha256()
+        digest = None if job.digest or job.later else hashlib.sha256()
         with open(fd, "wb", buffering=0, closefd=True) as out:
             for chunk in chunks:
                 if digest is not None:
@@ -174,15 +210,58 @@ class LayerWriter:
                 self.keys[relative] = stat_key(os.fstat(fd))
         if digest is not None:
             job.digest = digest.hexdigest()
-        self.entries[relative] = Entry("f", job.mode, job.size, job.digest)
-        if self._store is not None:
-            if self._before_put is not None:
-                self._before_put()
-            self._store.put(self._path(relative), (job.digest, job.executable))
-            # After the put: it may have replaced the file by a link to the entry.
-            self.keys[relative] = stat_key(os.lstat(self._path(relative)))
+        if not job.later:
+            self._stored(job, checked=True)
         if self._on_written is not None:
             self._on_written(relative)
+
+    def _stored(self, job: _FileJob, *, checked: bool) -> None:
+        """Describe the written file ``job`` (its digest known), and make it a store entry."""
+        self.entries[job.relative] = Entry("f", job.mode, job.size, job.digest)
+        if self._store is None:
+            return
+        if self._before_put is not None:
+            self._before_put()
+        path = self._path(job.relative)
+        self._store.put(path, (job.digest, job.executable), checked=checked)
+        # After the put: it may have replaced the file by a link to the entry.
+        self.keys[job.relative] = stat_key(os.lstat(path))
+
+    def settle(self) -> None:
+        """Give the files written unhashed (``digests_later``) their digests, store them,
+        and make the hard links to them; call once the archive's sha256 matched."""
+        self._writers.wait()
+        unhashed, self._unhashed = self._unhashed, []
+        described = self._described()
+        undescribed: list[_FileJob] = []
+        for job in unhashed:
+            item = described.get(job.relative)
+            if item is not None and (item.size, item.executable) == (job.size, job.executable):
+                job.digest = item.sha256
+            else:
+                undescribed.append(job)
+        if undescribed:
+            # hashlib frees the GIL: the files are read back on every core.
+            paths = [self._path(job.relative) for job in undescribed]
+            with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
+                for job, digest in zip(undescribed, pool.map(sha256_file, paths), strict=True):
+                    job.digest = digest
+        hashed = set(map(id, undescribed))
+        for job in unhashed:  # in archive order, as stored without digests_later
+            self._stored(job, checked=id(job) in hashed)
+        links, self._hard_links = self._hard_links, []
+        for relative, target in links:
+            self._link(relative, target)
+
+    def _described(self) -> dict[str, ManifestItem]:
+        """The archive's manifest, by path; nothing when it is missing, too large or not
+        one (its files are then hashed)."""
+        if self._manifest is None:
+            return {}
+        try:
+            return read_manifest(bytes(self._manifest), layout.LAYER_MANIFEST)
+        except MetadataError:
+            return {}
 
     def placed(self, relative: str, key: StoreKey, size: int) -> None:
         """Make the file ``relative`` from the store entry ``key`` (checked by the caller)."""
@@ -196,8 +275,15 @@ class LayerWriter:
             self._on_written(relative)
 
     def hard_link(self, relative: str, target: str) -> None:
-        self._writers.wait()  # the file linked to is complete
         self._parent(relative)
+        if self._digests_later:
+            # Linked once the file linked to is stored (it may become a link to its entry).
+            self._hard_links.append((relative, target))
+            return
+        self._writers.wait()  # the file linked to is complete
+        self._link(relative, target)
+
+    def _link(self, relative: str, target: str) -> None:
         os.link(self._path(target), self._path(relative), follow_symlinks=False)
         self.entries[relative] = self.entries[target]
         self.keys[relative] = self.keys[target]
@@ -232,6 +318,9 @@ _WRITERS = 3
 _IN_FLIGHT = 32 << 20
 # Files up to this size are hashed before they are written, where the store may hold them.
 _SMALL_FILE = 1 << 20
+# A layer manifest larger than this is not kept (its layer's files are hashed instead):
+# the torch layer's, 9,000 files, is 1.5 MB.
+_MANIFEST_LIMIT = 64 << 20
 # Pieces of data below this size are copied rather than passed on as views.
 _SMALL = 64 << 10
 # What each piece counts for beyond its bytes (a queue item, a job): many tiny files
@@ -250,8 +339,10 @@ class _FileJob:
     mtime: float | None
     executable: bool
     size: int
-    # Set when the file was hashed before it was handed on; otherwise by its writer.
+    # Set when the file was hashed before it was handed on; otherwise by its writer, or
+    # (``later``) at LayerWriter.settle.
     digest: str = ""
+    later: bool = False
     # The file's chunks as they are read, each with what it counts against
     # :data:`_IN_FLIGHT`; ``None`` ends the file, an exception aborts it.
     chunks: queue.SimpleQueue[tuple[Data, int] | BaseException | None] = field(

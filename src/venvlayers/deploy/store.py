@@ -176,15 +176,18 @@ class Store:
                 list(pool.map(self.has_good, present))
         return {key for key in keys if key in self._good}
 
-    def put(self, written: str, key: StoreKey) -> None:
-        """Make the complete file ``written`` (already hashed to ``key``, already given its
-        entry mode) the entry of ``key``; an entry already there is replaced by it."""
+    def put(self, written: str, key: StoreKey, *, checked: bool = True) -> None:
+        """Make the complete file ``written`` (already given its entry mode) the entry of
+        ``key``; an entry already there is replaced by it, unless it is sound. ``checked``:
+        ``written`` was hashed to ``key`` here; otherwise ``key`` is what a manifest claims,
+        and the entry is hashed before it is used like any entry of an earlier deploy."""
         self._folder_of(key)
         final = self.path(key)
         if self.link_mode == "hardlink":
             try:
                 os.link(written, final)
-                self._good.add(key)
+                if checked:
+                    self._good.add(key)
                 self._note_added(key)
                 return
             except FileExistsError:
@@ -214,7 +217,8 @@ class Store:
         except BaseException:
             finally_unlink(tmp)
             raise
-        self._good.add(key)
+        if checked:
+            self._good.add(key)
         self._note_added(key)
 
     def _note_added(self, key: StoreKey) -> None:
