@@ -77,6 +77,8 @@ class Store:
             raise DeployError(f"unknown link mode {link_mode!r} (one of {', '.join(LINK_MODES)})")
         self.target = target
         self.root = target / STORE_DIR
+        # Joined with for every file a deploy stores: a str, not a Path made one each time.
+        self._root = os.fspath(self.root)
         self._asked = link_mode
         self._mode: str | None = None
         # Entries hashed by this deploy and found to match their name (or just written).
@@ -94,10 +96,10 @@ class Store:
     def path(self, key: StoreKey) -> str:
         digest, executable = key
         name = digest + (_EXECUTABLE_SUFFIX if executable else "")
-        return os.path.join(self.root, digest[:2], name)
+        return os.path.join(self._root, digest[:2], name)
 
     def _folder_of(self, key: StoreKey) -> None:
-        folder = os.path.join(self.root, key[0][:2])
+        folder = os.path.join(self._root, key[0][:2])
         if folder not in self._folders:
             os.makedirs(folder, mode=0o755, exist_ok=True)
             self._folders.add(folder)
