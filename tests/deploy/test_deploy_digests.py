@@ -40,7 +40,7 @@ from tests.deploy.deploy_support import (
     quick_deploy as deploy,
 )
 from venvlayers import layout
-from venvlayers.deploy import verify
+from venvlayers.deploy import layer_writer, verify
 
 APP = "app-other"
 HELLO = "app-hello"
@@ -249,3 +249,31 @@ def test_a_file_that_lies_in_a_manifest_is_not_what_a_later_file_of_it_gets(
     assert (target / APP / "real.txt").read_bytes() == real
     assert store_entries(target)[sha256(real)].read_bytes() == real
     assert "lie.txt" in verify(target).render()
+
+
+def test_a_manifest_too_large_to_keep_is_not_believed(
+    stacks: dict[str, Path], fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same lie as above, in a manifest past the size deploy keeps in memory: the file
+    # is hashed, so it is stored as what it holds and verify finds the layer as deployed.
+    monkeypatch.setattr(layer_writer, "MAX_MANIFEST_BYTES", 64)
+    real = b"the real content\n"
+    lie = b"#" * len(real)
+    entries = entries_of(stacks, APP)
+    manifest_at = next(i for i, (info, _) in enumerate(entries) if info.name == manifest_name(APP))
+    entries.insert(manifest_at, tar_entry(f"{APP}/lie.txt", data=lie))
+
+    def claim(document: dict) -> None:  # type: ignore[type-arg]
+        document["entries"].append(
+            {"path": "lie.txt", "type": "file", "size": len(lie), "sha256": sha256(real),
+             "executable": False}
+        )  # fmt: skip
+
+    entries = edit_manifest(entries, APP, claim)
+    source = copy_of(stacks, fmt, tmp_path)
+    replace_archive(source, APP, entries)
+    target = tmp_path / "target"
+    deploy(source, target, apps=["other"])
+    assert sha256(real) not in store_entries(target)
+    assert_stored_as_content(target, APP, entries)
+    assert verify(target).ok, verify(target).render()

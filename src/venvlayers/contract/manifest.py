@@ -23,6 +23,9 @@ from venvlayers.errors import MetadataError
 
 MANIFEST_FORMAT = "venvlayers-manifest"
 MANIFEST_VERSION = 1
+# The largest manifest a deploy reads into memory; a larger one is not used (its layer's
+# files are hashed, or come from the archive). The torch layer's, 16,000 files, is 4.9 MB.
+MAX_MANIFEST_BYTES = 64 << 20
 
 
 def file_record(entry: LayerEntry, sha256: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from venvlayers import layout
 from venvlayers._fs import sha256_file
-from venvlayers.contract.manifest import ManifestItem, read_manifest
+from venvlayers.contract.manifest import MAX_MANIFEST_BYTES, ManifestItem, read_manifest
 from venvlayers.deploy.archive_io import (
     Data,
     _bounded_chunks,
@@ -180,7 +180,7 @@ class LayerWriter:
 
     def _kept_manifest(self, member: Member, chunks: Iterator[Data]) -> Iterator[Data]:
         """``chunks``, kept in memory on the way to be read at :meth:`settle`."""
-        kept = bytearray() if member.size <= _MANIFEST_LIMIT else None
+        kept = bytearray() if member.size <= MAX_MANIFEST_BYTES else None
         for chunk in chunks:
             if kept is not None:
                 kept += chunk
@@ -319,9 +319,6 @@ _WRITERS = 3
 _IN_FLIGHT = 32 << 20
 # Files up to this size are hashed before they are written, where the store may hold them.
 _SMALL_FILE = 1 << 20
-# A layer manifest larger than this is not kept (its layer's files are hashed instead):
-# the torch layer's, 9,000 files, is 1.5 MB.
-_MANIFEST_LIMIT = 64 << 20
 # Pieces of data below this size are copied rather than passed on as views.
 _SMALL = 64 << 10
 # What each piece counts for beyond its bytes (a queue item, a job): many tiny files

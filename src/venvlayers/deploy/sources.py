@@ -34,14 +34,12 @@ from pathlib import Path
 from venvlayers import layout
 from venvlayers.contract import MANIFESTS_DIR, DeltaFields, LayerPublication
 from venvlayers.contract.delta import DELTA_DESCRIPTOR, DeltaDescriptor
-from venvlayers.contract.manifest import ManifestItem, read_manifest
+from venvlayers.contract.manifest import MAX_MANIFEST_BYTES, ManifestItem, read_manifest
 from venvlayers.deploy.extract import ArchiveRefused, CheckedArchive, LayerWriter
 from venvlayers.deploy.members import Member, MemberKind, UnsafeMember, check_members
 from venvlayers.deploy.store import Store, StoreKey
 from venvlayers.errors import MetadataError
 
-# A manifest beside the archives read into memory: larger ones are not used.
-_MANIFEST_LIMIT = 64 << 20
 _DELTA_EXTRAS = (layout.LAYER_MANIFEST, DELTA_DESCRIPTOR)
 
 
@@ -223,7 +221,7 @@ def _beside_manifest(root: Path, layer: LayerPublication, bound: set[str]) -> by
     path = root / MANIFESTS_DIR / f"{layer.install_target}.json"
     try:
         info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > _MANIFEST_LIMIT:
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_MANIFEST_BYTES:
             return None
         data = path.read_bytes()
     except OSError:
