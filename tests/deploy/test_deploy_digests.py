@@ -21,7 +21,9 @@ import hashlib
 import json
 import shutil
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -71,7 +73,9 @@ def manifest_name(install_target: str) -> str:
     return f"{install_target}/{layout.LAYER_MANIFEST}"
 
 
-def edit_manifest(entries: list[Entry], install_target: str, edit) -> list[Entry]:  # type: ignore[no-untyped-def]
+def edit_manifest(
+    entries: list[Entry], install_target: str, edit: Callable[[dict[str, Any]], object]
+) -> list[Entry]:
     """``entries`` with the layer manifest's document passed through ``edit``."""
     edited = []
     for info, data in entries:
@@ -84,9 +88,26 @@ def edit_manifest(entries: list[Entry], install_target: str, edit) -> list[Entry
     return edited
 
 
-def file_entry(document: dict, path: str) -> dict:  # type: ignore[type-arg]
+def file_entry(document: dict[str, Any], path: str) -> dict[str, Any]:
     (found,) = [e for e in document["entries"] if e["path"] == path]
-    return found  # type: ignore[no-any-return]
+    return cast(dict[str, Any], found)
+
+
+def with_claims(entries: list[Entry], files: list[tuple[str, bytes]], claimed: str) -> list[Entry]:
+    """app-other's ``entries`` with ``files`` added before its manifest, each described by
+    the manifest with its own size and the sha256 ``claimed``."""
+    entries = list(entries)
+    at = next(i for i, (info, _) in enumerate(entries) if info.name == manifest_name(APP))
+    entries[at:at] = [tar_entry(f"{APP}/{path}", data=data) for path, data in files]
+
+    def claim(document: dict[str, Any]) -> None:
+        for path, data in files:
+            document["entries"].append(
+                {"path": path, "type": "file", "size": len(data), "sha256": claimed,
+                 "executable": False}
+            )  # fmt: skip
+
+    return edit_manifest(entries, APP, claim)
 
 
 def sha256(data: bytes) -> str:
@@ -144,8 +165,8 @@ def test_a_layer_archive_deploys_with_the_digests_of_its_manifest(
     ],
 )  # fmt: skip
 def test_files_the_manifest_does_not_describe_are_hashed(
-    stacks: dict[str, Path], fmt: str, tmp_path: Path, change
-) -> None:  # type: ignore[no-untyped-def]
+    stacks: dict[str, Path], fmt: str, tmp_path: Path, change: Callable[[list[Entry]], list[Entry]]
+) -> None:
     source = copy_of(stacks, fmt, tmp_path)
     entries = change(entries_of(stacks, APP))
     replace_archive(source, APP, entries)
@@ -163,18 +184,9 @@ def test_a_manifest_that_lies_spoils_only_its_own_layer(
     # app-hello's module: the store then holds that file under app-hello's digest.
     hello_module = data_of(entries_of(stacks, HELLO), f"{HELLO}/{SITE}/hello.py")
     lie = b"#" * len(hello_module)
-    entries = entries_of(stacks, APP)
-    manifest_at = next(i for i, (info, _) in enumerate(entries) if info.name == manifest_name(APP))
-    entries.insert(manifest_at, tar_entry(f"{APP}/lie.txt", data=lie))
-
-    def claim(document: dict) -> None:  # type: ignore[type-arg]
-        document["entries"].append(
-            {"path": "lie.txt", "type": "file", "size": len(lie),
-             "sha256": sha256(hello_module), "executable": False}
-        )  # fmt: skip
-
+    entries = with_claims(entries_of(stacks, APP), [("lie.txt", lie)], sha256(hello_module))
     source = copy_of(stacks, fmt, tmp_path)
-    replace_archive(source, APP, edit_manifest(entries, APP, claim))
+    replace_archive(source, APP, entries)
     # app-other first, alone: its file enters the store under the claimed digest.
     target = tmp_path / "target"
     deploy(source, target, apps=["other"])
@@ -205,7 +217,7 @@ def test_hard_links_are_the_file_they_link_to(
     entries.insert(manifest_at, (link, b""))
     module = data_of(entries, f"{APP}/{MODULE}")
 
-    def add(document: dict) -> None:  # type: ignore[type-arg]
+    def add(document: dict[str, Any]) -> None:
         document["entries"].append(
             {**file_entry(document, MODULE), "path": link.name[len(APP) + 1 :]}
         )
@@ -228,22 +240,11 @@ def test_a_file_that_lies_in_a_manifest_is_not_what_a_later_file_of_it_gets(
     # Within one archive: "lie.txt" claims the digest of "real.txt", which follows it.
     real = b"the real content\n"
     lie = b"#" * len(real)
-    entries = entries_of(stacks, APP)
-    manifest_at = next(i for i, (info, _) in enumerate(entries) if info.name == manifest_name(APP))
-    entries[manifest_at:manifest_at] = [
-        tar_entry(f"{APP}/lie.txt", data=lie),
-        tar_entry(f"{APP}/real.txt", data=real),
-    ]
-
-    def claim(document: dict) -> None:  # type: ignore[type-arg]
-        for path in ("lie.txt", "real.txt"):
-            document["entries"].append(
-                {"path": path, "type": "file", "size": len(real), "sha256": sha256(real),
-                 "executable": False}
-            )  # fmt: skip
-
+    entries = with_claims(
+        entries_of(stacks, APP), [("lie.txt", lie), ("real.txt", real)], sha256(real)
+    )
     source = copy_of(stacks, fmt, tmp_path)
-    replace_archive(source, APP, edit_manifest(entries, APP, claim))
+    replace_archive(source, APP, entries)
     target = tmp_path / "target"
     deploy(source, target, apps=["other"])
     assert (target / APP / "real.txt").read_bytes() == real
@@ -259,17 +260,7 @@ def test_a_manifest_too_large_to_keep_is_not_believed(
     monkeypatch.setattr(layer_writer, "MAX_MANIFEST_BYTES", 64)
     real = b"the real content\n"
     lie = b"#" * len(real)
-    entries = entries_of(stacks, APP)
-    manifest_at = next(i for i, (info, _) in enumerate(entries) if info.name == manifest_name(APP))
-    entries.insert(manifest_at, tar_entry(f"{APP}/lie.txt", data=lie))
-
-    def claim(document: dict) -> None:  # type: ignore[type-arg]
-        document["entries"].append(
-            {"path": "lie.txt", "type": "file", "size": len(lie), "sha256": sha256(real),
-             "executable": False}
-        )  # fmt: skip
-
-    entries = edit_manifest(entries, APP, claim)
+    entries = with_claims(entries_of(stacks, APP), [("lie.txt", lie)], sha256(real))
     source = copy_of(stacks, fmt, tmp_path)
     replace_archive(source, APP, entries)
     target = tmp_path / "target"
