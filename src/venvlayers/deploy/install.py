@@ -7,9 +7,10 @@ Order of work, chosen so that a refusal changes nothing and a kill changes nothi
    what it carries decides whether it is used);
 2. each layer, runtime first, is unpacked into a hidden sibling of its final folder, so the
    relative paths in its metadata (``../cpython@3.11/bin/python3.11``) already resolve;
-   every member is checked before it is written and every file hashed as it is written,
-   and the archive's sha256 is compared at its end (one pass over each archive, see
-   extract.py); a marker with a new token goes into the folder, its postinstall.py runs
+   every member is checked before it is written, the archive's sha256 is compared at its
+   end, and only then does each file take the sha256 the archive's manifest gives it (or
+   is hashed) and enter the store (one pass over each archive, see extract.py and
+   LayerWriter); a marker with a new token goes into the folder, its postinstall.py runs
    there, what that changed is hashed, the layer's file record is written under
    ``.venvlayers/layers/``, then the folder moves into place;
 3. an archive refused while unpacking (or an interrupt) takes the whole deploy back: the
