@@ -181,7 +181,7 @@ class CheckedArchive:
         ``on_read`` is told each count of archive bytes read, for a progress display;
         ``writer`` (see :class:`LayerWriter`) writes into the store; ``room`` is told the
         bytes each member expands to and raises :class:`ArchiveRefused` past the space
-        left. Returns what was written, each file hashed on the way. Raises
+        left. Returns what was written, each file described (LayerWriter.settle). Raises
         :class:`ArchiveRefused`, leaving ``dest`` to the caller to discard.
         """
         self._file.seek(0)
