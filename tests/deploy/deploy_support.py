@@ -47,6 +47,8 @@ SITE = f"lib/python{FEATURE}/site-packages"
 RUNTIME = f"cpython@{FEATURE}"
 FORMATS = (".tar.zst", ".tar.xz", ".tar.gz", ".zip")
 LOCKED_AT = "2025-01-01T00:00:00Z"
+# An archive member as the tests craft it: its header and its data.
+Entry = tuple[tarfile.TarInfo, bytes]
 
 
 # --- comparing folders ----------------------------------------------------------------------
@@ -356,6 +358,22 @@ def fake_stack(
         )  # fmt: skip
     write_stack_metadata(out, pubs)
     return out
+
+
+def stacks_in_every_format(root: Path) -> dict[str, Path]:
+    """The fake stack published in each archive format under ``root``, by format."""
+    return {fmt: fake_stack(root / fmt.strip("."), fmt=fmt) for fmt in FORMATS}
+
+
+def entries_of(stacks: dict[str, Path], install_target: str) -> list[Entry]:
+    """The real members of a layer of :func:`stacks_in_every_format` (read from its .tar.zst
+    stack: the same in every format), so a crafted archive deploys unless it is refused."""
+    return read_tar_entries(archive_of(stacks[".tar.zst"], install_target))
+
+
+def private_copy(stacks: dict[str, Path], fmt: str, where: Path) -> Path:
+    """A copy of the stack published in ``fmt``, in ``where``, free to change."""
+    return Path(shutil.copytree(stacks[fmt], where / "source"))
 
 
 def replace_archive(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -30,11 +29,12 @@ import pytest
 from tests.deploy.deploy_support import (
     FORMATS,
     SITE,
-    archive_of,
-    fake_stack,
-    read_tar_entries,
+    Entry,
+    entries_of,
+    private_copy,
     replace_archive,
     run_layer_python,
+    stacks_in_every_format,
     store_entries,
     tar_entry,
 )
@@ -47,26 +47,16 @@ from venvlayers.deploy import layer_writer, verify
 APP = "app-other"
 HELLO = "app-hello"
 MODULE = f"{SITE}/other.py"
-Entry = tuple[tarfile.TarInfo, bytes]
 
 
 @pytest.fixture(scope="module")
 def stacks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("published")
-    return {fmt: fake_stack(root / fmt.strip("."), fmt=fmt) for fmt in FORMATS}
+    return stacks_in_every_format(tmp_path_factory.mktemp("published"))
 
 
 @pytest.fixture(params=FORMATS)
 def fmt(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-def entries_of(stacks: dict[str, Path], install_target: str) -> list[Entry]:
-    return read_tar_entries(archive_of(stacks[".tar.zst"], install_target))
-
-
-def copy_of(stacks: dict[str, Path], fmt: str, where: Path) -> Path:
-    return Path(shutil.copytree(stacks[fmt], where / f"source{fmt}"))
 
 
 def manifest_name(install_target: str) -> str:
@@ -139,7 +129,7 @@ def test_a_layer_archive_deploys_with_the_digests_of_its_manifest(
     stacks: dict[str, Path], fmt: str, tmp_path: Path
 ) -> None:
     target = tmp_path / "target"
-    deploy(copy_of(stacks, fmt, tmp_path), target)
+    deploy(private_copy(stacks, fmt, tmp_path), target)
     assert run_layer_python(target, "other").stdout.startswith("other v1 says greetings v1")
     for layer in (APP, HELLO):
         assert_stored_as_content(target, layer, entries_of(stacks, layer))
@@ -167,7 +157,7 @@ def test_a_layer_archive_deploys_with_the_digests_of_its_manifest(
 def test_files_the_manifest_does_not_describe_are_hashed(
     stacks: dict[str, Path], fmt: str, tmp_path: Path, change: Callable[[list[Entry]], list[Entry]]
 ) -> None:
-    source = copy_of(stacks, fmt, tmp_path)
+    source = private_copy(stacks, fmt, tmp_path)
     entries = change(entries_of(stacks, APP))
     replace_archive(source, APP, entries)
     target = tmp_path / "target"
@@ -185,7 +175,7 @@ def test_a_manifest_that_lies_spoils_only_its_own_layer(
     hello_module = data_of(entries_of(stacks, HELLO), f"{HELLO}/{SITE}/hello.py")
     lie = b"#" * len(hello_module)
     entries = with_claims(entries_of(stacks, APP), [("lie.txt", lie)], sha256(hello_module))
-    source = copy_of(stacks, fmt, tmp_path)
+    source = private_copy(stacks, fmt, tmp_path)
     replace_archive(source, APP, entries)
     # app-other first, alone: its file enters the store under the claimed digest.
     target = tmp_path / "target"
@@ -222,7 +212,7 @@ def test_hard_links_are_the_file_they_link_to(
             {**file_entry(document, MODULE), "path": link.name[len(APP) + 1 :]}
         )
 
-    source = copy_of(stacks, fmt, tmp_path)
+    source = private_copy(stacks, fmt, tmp_path)
     replace_archive(source, APP, edit_manifest(entries, APP, add))
     target = tmp_path / "target"
     deploy(source, target)
@@ -243,7 +233,7 @@ def test_a_file_that_lies_in_a_manifest_is_not_what_a_later_file_of_it_gets(
     entries = with_claims(
         entries_of(stacks, APP), [("lie.txt", lie), ("real.txt", real)], sha256(real)
     )
-    source = copy_of(stacks, fmt, tmp_path)
+    source = private_copy(stacks, fmt, tmp_path)
     replace_archive(source, APP, entries)
     target = tmp_path / "target"
     deploy(source, target, apps=["other"])
@@ -261,7 +251,7 @@ def test_a_manifest_too_large_to_keep_is_not_believed(
     real = b"the real content\n"
     lie = b"#" * len(real)
     entries = with_claims(entries_of(stacks, APP), [("lie.txt", lie)], sha256(real))
-    source = copy_of(stacks, fmt, tmp_path)
+    source = private_copy(stacks, fmt, tmp_path)
     replace_archive(source, APP, entries)
     target = tmp_path / "target"
     deploy(source, target, apps=["other"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -23,15 +22,17 @@ import zstandard
 
 from tests.deploy.deploy_support import (
     FORMATS,
+    Entry,
     archive_of,
     deploy_command,
     deploy_in_subprocess,
-    fake_stack,
-    read_tar_entries,
+    entries_of,
+    private_copy,
     replace_archive,
     run_layer_python,
     set_published,
     snapshot,
+    stacks_in_every_format,
     tar_entry,
     write_archive,
     write_zip,
@@ -45,13 +46,11 @@ from venvlayers.errors import DeployError
 
 APP = "app-other"
 TAR_FORMATS = tuple(fmt for fmt in FORMATS if fmt != ".zip")
-Entry = tuple[tarfile.TarInfo, bytes]
 
 
 @pytest.fixture(scope="module")
 def stacks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("published")
-    return {fmt: fake_stack(root / fmt.strip("."), fmt=fmt) for fmt in FORMATS}
+    return stacks_in_every_format(tmp_path_factory.mktemp("published"))
 
 
 @pytest.fixture
@@ -60,16 +59,6 @@ def outer(tmp_path: Path) -> Path:
     folder = tmp_path / "outer"
     folder.mkdir()
     return folder
-
-
-def source_for(stacks: dict[str, Path], fmt: str, tmp_path: Path) -> Path:
-    """A private copy of the published stack, free to damage."""
-    return Path(shutil.copytree(stacks[fmt], tmp_path / "source"))
-
-
-def app_entries(stacks: dict[str, Path]) -> list[Entry]:
-    """The real members of app-other, so a crafted archive deploys unless it is refused."""
-    return read_tar_entries(archive_of(stacks[".tar.zst"], APP))
 
 
 def craft(source: Path, install_target: str, entries: list[Entry]) -> None:
@@ -123,8 +112,8 @@ LINK_CHAINS = {
 def test_a_chain_of_links_leaving_the_layer_is_refused_before_anything_is_written(
     stacks: dict[str, Path], tmp_path: Path, outer: Path, fmt: str, case: str
 ) -> None:
-    source = source_for(stacks, fmt, tmp_path)
-    craft(source, APP, [*app_entries(stacks), *LINK_CHAINS[case]])
+    source = private_copy(stacks, fmt, tmp_path)
+    craft(source, APP, [*entries_of(stacks, APP), *LINK_CHAINS[case]])
     text = assert_refused(source, outer, f"{APP}{fmt}: refused, member", "nothing in")
     assert "link leaving its layer" in text or "loop of links" in text
 
@@ -133,12 +122,12 @@ def test_a_chain_of_links_leaving_the_layer_is_refused_before_anything_is_writte
 def test_a_member_below_a_file_is_refused_before_anything_is_written(
     stacks: dict[str, Path], tmp_path: Path, outer: Path, fmt: str
 ) -> None:
-    source = source_for(stacks, fmt, tmp_path)
+    source = private_copy(stacks, fmt, tmp_path)
     hostile = [
         tar_entry(f"{APP}/plain", data=b"a file\n"),
         tar_entry(f"{APP}/plain/planted.py", data=b"planted = 1\n"),
     ]
-    craft(source, APP, [*app_entries(stacks), *hostile])
+    craft(source, APP, [*entries_of(stacks, APP), *hostile])
     assert_refused(source, outer, f"member '{APP}/plain/planted.py' lies below the file 'plain'")
 
 
@@ -148,8 +137,8 @@ def test_a_refused_archive_leaves_an_existing_deployment_as_it_was(
 ) -> None:
     target = outer / "deploy"
     deploy(stacks[fmt], target, apps=["hello"])
-    source = source_for(stacks, fmt, tmp_path)
-    craft(source, APP, [*app_entries(stacks), *LINK_CHAINS["climb-after-link"]])
+    source = private_copy(stacks, fmt, tmp_path)
+    craft(source, APP, [*entries_of(stacks, APP), *LINK_CHAINS["climb-after-link"]])
     before = snapshot(outer)
     with pytest.raises(DeployError, match="link leaving its layer"):
         deploy(source, target)
@@ -170,11 +159,11 @@ def test_an_archive_expanding_past_the_free_space_is_refused_while_scanning(
     fmt: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    source = source_for(stacks, fmt, tmp_path)
+    source = private_copy(stacks, fmt, tmp_path)
     if fmt == ".zip":
         archive = archive_of(source, APP)
         archive.unlink()
-        write_zip(archive, app_entries(stacks))
+        write_zip(archive, entries_of(stacks, APP))
         with zipfile.ZipFile(archive, "a", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr(f"{APP}/zeros.bin", bytes(BOMB_SIZE))
         publish_raw(source, APP, archive.read_bytes())
@@ -182,7 +171,7 @@ def test_an_archive_expanding_past_the_free_space_is_refused_while_scanning(
         craft(
             source,
             APP,
-            [*app_entries(stacks), tar_entry(f"{APP}/zeros.bin", data=bytes(BOMB_SIZE))],
+            [*entries_of(stacks, APP), tar_entry(f"{APP}/zeros.bin", data=bytes(BOMB_SIZE))],
         )
     assert archive_of(source, APP).stat().st_size < BOMB_SIZE // 100
     # As if the disk had 4 MiB free: the 16 MiB member must not be unpacked.
@@ -222,7 +211,7 @@ def header(name: str, size: int, kind: bytes = tarfile.REGTYPE) -> bytes:
 def test_a_member_claiming_a_petabyte_is_refused_at_its_header(
     stacks: dict[str, Path], tmp_path: Path, outer: Path, fmt: str
 ) -> None:
-    source = source_for(stacks, fmt, tmp_path)
+    source = private_copy(stacks, fmt, tmp_path)
     blocks = header(APP, 0, tarfile.DIRTYPE) + header(f"{APP}/huge", 1 << 50) + bytes(1 << 16)
     publish_raw(source, APP, raw_tar_stream(blocks, fmt))
     assert_refused(source, outer, f"{APP}{fmt}: refused, expands to more than the")
@@ -232,7 +221,7 @@ def test_a_member_claiming_a_petabyte_is_refused_at_its_header(
 def test_a_giant_tar_header_is_refused_before_it_is_read_into_memory(
     stacks: dict[str, Path], tmp_path: Path, outer: Path, fmt: str
 ) -> None:
-    source = source_for(stacks, fmt, tmp_path)
+    source = private_copy(stacks, fmt, tmp_path)
     # A pax header holding 64 MiB of records: tarfile would read all of it into memory.
     blocks = header(APP, 0, tarfile.DIRTYPE) + header("pax", 64 << 20, tarfile.XHDTYPE)
     blocks += bytes(64 << 20) + header(f"{APP}/x", 0)
@@ -276,10 +265,10 @@ def zip_with_lying_size(
 def test_a_zip_member_holding_more_than_it_declares_is_refused(
     stacks: dict[str, Path], tmp_path: Path, outer: Path
 ) -> None:
-    source = source_for(stacks, ".zip", tmp_path)
+    source = private_copy(stacks, ".zip", tmp_path)
     archive = archive_of(source, APP)
     archive.unlink()
-    zip_with_lying_size(archive, app_entries(stacks), f"{APP}/small.txt", b"A" * (1 << 20), 10)
+    zip_with_lying_size(archive, entries_of(stacks, APP), f"{APP}/small.txt", b"A" * (1 << 20), 10)
     publish_raw(source, APP, archive.read_bytes())
     assert_refused(source, outer, f"member '{APP}/small.txt' holds more than its declared 10 bytes")
 
@@ -307,9 +296,9 @@ HARD_LINKS = {
 def test_a_bad_hard_link_is_refused_in_one_line(
     stacks: dict[str, Path], tmp_path: Path, outer: Path, fmt: str, case: str
 ) -> None:
-    source = source_for(stacks, fmt, tmp_path)
+    source = private_copy(stacks, fmt, tmp_path)
     entry, reason = HARD_LINKS[case]
-    entries = [*app_entries(stacks), entry, tar_entry(f"{APP}/zz-late.txt", data=b"late\n")]
+    entries = [*entries_of(stacks, APP), entry, tar_entry(f"{APP}/zz-late.txt", data=b"late\n")]
     craft(source, APP, entries)
     assert_refused(source, outer, f"{APP}{fmt}: refused, member {entry[0].name!r}", reason)
 
@@ -357,7 +346,7 @@ def point_archive_at(source: Path, install_target: str, make: str) -> Path:
 def test_an_archive_that_is_not_a_regular_file_in_source_is_refused_at_once(
     stacks: dict[str, Path], tmp_path: Path, outer: Path, fmt: str, make: str, reason: str
 ) -> None:
-    source = source_for(stacks, fmt, tmp_path)
+    source = private_copy(stacks, fmt, tmp_path)
     archive = point_archive_at(source, APP, make)
     before = snapshot(outer)
     done = deploy_with_timeout(source, outer / "deploy")
@@ -372,7 +361,7 @@ def test_an_archive_that_is_not_a_regular_file_in_source_is_refused_at_once(
 def test_an_archive_linked_to_a_file_inside_source_is_read(
     stacks: dict[str, Path], tmp_path: Path, outer: Path
 ) -> None:
-    source = source_for(stacks, ".tar.zst", tmp_path)
+    source = private_copy(stacks, ".tar.zst", tmp_path)
     archive = archive_of(source, APP)
     (source / "store").mkdir()
     archive.rename(source / "store" / archive.name)
@@ -386,7 +375,7 @@ def test_an_archive_linked_to_a_file_inside_source_is_read(
 
 def evil_variant(stacks: dict[str, Path], fmt: str, where: Path) -> Path:
     """The same layer with a planted module, written as ``fmt`` (not published)."""
-    entries = [*app_entries(stacks), tar_entry(f"{APP}/planted.py", data=b"planted = 1\n")]
+    entries = [*entries_of(stacks, APP), tar_entry(f"{APP}/planted.py", data=b"planted = 1\n")]
     return write_archive(where / f"evil{fmt}", entries)
 
 
@@ -398,7 +387,7 @@ def test_an_archive_swapped_between_check_and_unpack_is_never_read(
     fmt: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    source = source_for(stacks, fmt, tmp_path)
+    source = private_copy(stacks, fmt, tmp_path)
     evil = evil_variant(stacks, fmt, tmp_path)
     archive = archive_of(source, APP)
     real_lock = install.target_lock
@@ -419,7 +408,7 @@ def test_an_archive_swapped_between_check_and_unpack_is_never_read(
 def test_a_zip_swapped_between_hashing_and_reading_is_never_read(
     stacks: dict[str, Path], tmp_path: Path, outer: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    source = source_for(stacks, ".zip", tmp_path)
+    source = private_copy(stacks, ".zip", tmp_path)
     evil = evil_variant(stacks, ".zip", tmp_path)
     archive = archive_of(source, APP)
     checked = os.stat(archive)
@@ -457,8 +446,8 @@ def test_a_zip_swapped_between_hashing_and_reading_is_never_read(
 def test_a_hostile_archive_fails_the_deploy_process_with_one_line(
     stacks: dict[str, Path], tmp_path: Path, outer: Path
 ) -> None:
-    source = source_for(stacks, ".zip", tmp_path)
-    craft(source, APP, [*app_entries(stacks), *LINK_CHAINS["climb-after-link"]])
+    source = private_copy(stacks, ".zip", tmp_path)
+    craft(source, APP, [*entries_of(stacks, APP), *LINK_CHAINS["climb-after-link"]])
     done = deploy_in_subprocess(source, outer / "deploy")
     assert done.returncode == 1
     assert "Traceback" not in done.stderr

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from tests.deploy.deploy_support import (
     FORMATS,
     RUNTIME,
+    Entry,
     publication,
     runtime_meta,
     snapshot,
@@ -38,7 +39,6 @@ from venvlayers import layout
 from venvlayers.errors import DeployError
 
 APP = "app-prop"
-Entry = tuple[tarfile.TarInfo, bytes]
 
 SEGMENTS = st.sampled_from(
     ["a", "b", "lib", "..", ".", "", "ü-名", "x" * 120, "canary", APP, "deploy"]

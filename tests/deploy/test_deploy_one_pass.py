@@ -34,14 +34,15 @@ from tests.deploy.deploy_support import (
     FORMATS,
     RUNTIME,
     SITE,
+    Entry,
     archive_of,
     deploy_command,
-    fake_stack,
-    read_tar_entries,
+    entries_of,
     replace_archive,
     run_layer_python,
     set_published,
     snapshot,
+    stacks_in_every_format,
     tar_entry,
 )
 from tests.deploy.deploy_support import (
@@ -54,13 +55,11 @@ from venvlayers.errors import DeployError
 APP = "app-other"
 HELLO = "app-hello"
 FRAMEWORK = "framework-greet@1"
-Entry = tuple[tarfile.TarInfo, bytes]
 
 
 @pytest.fixture(scope="module")
 def stacks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("published")
-    return {fmt: fake_stack(root / fmt.strip("."), fmt=fmt) for fmt in FORMATS}
+    return stacks_in_every_format(tmp_path_factory.mktemp("published"))
 
 
 @pytest.fixture
@@ -72,11 +71,6 @@ def outer(tmp_path: Path) -> Path:
 
 
 # --- crafting published versions --------------------------------------------------------------
-
-
-def entries_of(stacks: dict[str, Path], install_target: str) -> list[Entry]:
-    """The real members of a layer (read from the .tar.zst stack: the same in every format)."""
-    return read_tar_entries(archive_of(stacks[".tar.zst"], install_target))
 
 
 def with_added_file(stacks: dict[str, Path], install_target: str) -> list[Entry]:

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from tests.deploy.deploy_support import Entry
 from venvlayers.deploy.archive_io import HEADER_ALLOWANCE, MAX_LINK_TEXT
 from venvlayers.deploy.members import Member, MemberKind
 from venvlayers.deploy.tar_stream import TarHeaderTooLarge, TarStream
@@ -36,8 +37,6 @@ PIECES = {
     "whole": (1 << 30,),
 }
 MTIME = 1_700_000_000
-
-Entry = tuple[tarfile.TarInfo, bytes]
 
 
 def pattern(size: int, seed: int = 0) -> bytes:
