@@ -233,11 +233,14 @@ class LayerWriter:
         self._writers.wait()
         unhashed, self._unhashed = self._unhashed, []
         described = self._described()
+        # Paths are unique within a layer (the member checks refuse a second one).
+        claimed: set[str] = set()
         undescribed: list[_FileJob] = []
         for job in unhashed:
             item = described.get(job.relative)
             if item is not None and (item.size, item.executable) == (job.size, job.executable):
                 job.digest = item.sha256
+                claimed.add(job.relative)
             else:
                 undescribed.append(job)
         if undescribed:
@@ -245,11 +248,10 @@ class LayerWriter:
             with ThreadPoolExecutor(max_workers=_WRITERS) as pool:  # hashlib frees the GIL
                 for job, digest in zip(undescribed, pool.map(sha256_file, paths), strict=True):
                     job.digest = digest
-        hashed = set(map(id, undescribed))
         # One after the other, in archive order: what each file ends up as never depends
         # on threads, and threads only fought over the GIL here (twice as slow).
         for job in unhashed:
-            self._stored(job, checked=id(job) in hashed)
+            self._stored(job, checked=job.relative not in claimed)
         links, self._hard_links = self._hard_links, []
         for relative, target in links:
             self._link(relative, target)
